@@ -1,0 +1,243 @@
+"""From YAML text to a validated flow: every fault located by path and line:column."""
+import copy
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import pydantic
+
+from . import schema
+from .errors import Fault, UserError
+from .expressions import ExpressionError, check_syntax, is_template
+from .yaml_source import LocatedDocument, load_located
+
+TASK_LIST_KEYS = ("tasks", "then", "else", "defaults", "errors")
+
+
+@dataclass(frozen=True)
+class ParsedFlow:
+    document: schema.FlowDocument
+    located: LocatedDocument
+    tasks_by_id: dict
+
+    @property
+    def flow_id(self) -> str:
+        return self.document.id
+
+    @property
+    def namespace(self) -> str:
+        return self.document.namespace
+
+    def literal_worker_group_keys(self) -> list[tuple[str, Fault]]:
+        """Keys written as plain text (not expressions), each with where it stands."""
+        found = []
+        data = self.located.data
+
+        def visit(item: Any, path: tuple):
+            group = item.get("workerGroup") if isinstance(item, dict) else None
+            if isinstance(group, dict) and isinstance(group.get("key"), str):
+                key = group["key"].strip()
+                if key and not is_template(key):
+                    found.append((key, self.located.fault(path + ("workerGroup", "key"), "")))
+
+        visit(data, ())
+        for path, task in _raw_tasks(data):
+            visit(task, path)
+        for index, trigger in enumerate(data.get("triggers") or []):
+            visit(trigger, ("triggers", index))
+        return found
+
+
+def parse_flow(source: str) -> ParsedFlow:
+    located = load_located(source)
+    data = located.data
+    if not isinstance(data, dict):
+        raise UserError([located.fault((), "a flow must be a YAML mapping with id, namespace and tasks")])
+    _apply_plugin_defaults(data)
+    faults: list[Fault] = []
+    document = None
+    try:
+        document = schema.FlowDocument.model_validate(data)
+    except pydantic.ValidationError as error:
+        faults.extend(_translate(error, located))
+    faults.extend(_duplicate_ids(located))
+    faults.extend(_template_faults(located))
+    if faults:
+        raise UserError(sorted(set(faults), key=lambda f: (f.line or 0, f.column or 0, f.path)))
+    tasks_by_id = {task.id: task for task in schema.walk_tasks(document.tasks + document.errors)}
+    return ParsedFlow(document=document, located=located, tasks_by_id=tasks_by_id)
+
+
+@lru_cache(maxsize=256)
+def parse_flow_cached(source: str) -> ParsedFlow:
+    """Parsed flows are immutable; the engine parses each revision once per process."""
+    return parse_flow(source)
+
+
+# --- pluginDefaults (Kestra's rules) --------------------------------------------------------
+
+
+def _raw_tasks(data: dict):
+    """Every task mapping in the raw document, with its path, children after parents."""
+    def walk(tasks, path):
+        if not isinstance(tasks, list):
+            return
+        for index, task in enumerate(tasks):
+            if not isinstance(task, dict):
+                continue
+            task_path = path + (index,)
+            yield task_path, task
+            for key in TASK_LIST_KEYS:
+                yield from walk(task.get(key), task_path + (key,))
+            cases = task.get("cases")
+            if isinstance(cases, dict):
+                for case, children in cases.items():
+                    yield from walk(children, task_path + ("cases", case))
+
+    yield from walk(data.get("tasks"), ("tasks",))
+    yield from walk(data.get("errors"), ("errors",))
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+_MODELS_BY_TYPE = {
+    model.model_fields["type"].annotation.__args__[0]: model
+    for union in (schema.Task, schema.Trigger)
+    for model in union.__origin__.__args__
+}
+
+
+def _known_properties(type_name: str) -> set[str] | None:
+    model = _MODELS_BY_TYPE.get(type_name)
+    if model is None:
+        return None
+    return {field.alias or name for name, field in model.model_fields.items()}
+
+
+def _apply_plugin_defaults(data: dict) -> None:
+    entries = data.get("pluginDefaults")
+    if not isinstance(entries, list):
+        return
+    entries = [e for e in entries if isinstance(e, dict) and isinstance(e.get("type"), str) and isinstance(e.get("values"), dict)]
+    if not entries:
+        return
+    targets = [task for _, task in _raw_tasks(data)]
+    targets += [trigger for trigger in data.get("triggers") or [] if isinstance(trigger, dict)]
+    for target in targets:
+        type_name = target.get("type")
+        if not isinstance(type_name, str):
+            continue
+        matching = [e for e in entries if type_name.startswith(e["type"])]
+        if not matching:
+            continue
+        known = _known_properties(type_name)
+
+        def applicable(values: dict) -> dict:
+            return {k: v for k, v in values.items() if known is None or k in known}
+
+        # The first declared entry wins: fold from the last one so earlier entries override.
+        defaults: dict = {}
+        forced: dict = {}
+        for entry in reversed(matching):
+            if entry.get("forced") is True:
+                forced = _deep_merge(forced, applicable(entry["values"]))
+            else:
+                defaults = _deep_merge(defaults, applicable(entry["values"]))
+        result = _deep_merge(_deep_merge(defaults, target), forced)
+        target.clear()
+        target.update(result)
+
+
+# --- faults ---------------------------------------------------------------------------------
+
+
+def _translate(error: pydantic.ValidationError, located: LocatedDocument) -> list[Fault]:
+    faults = []
+    for item in error.errors():
+        path, node = _data_path(located.data, item["loc"])
+        kind = item["type"]
+        if kind == "missing":
+            message = f"missing required property '{path[-1]}'"
+        elif kind == "extra_forbidden":
+            message = f"unknown property '{path[-1]}'"
+        elif kind == "union_tag_invalid":
+            what = "trigger" if path and path[0] == "triggers" else "task"
+            message = f"unknown {what} type '{item['ctx']['tag']}'"
+            path = path + ("type",)
+        elif kind == "union_tag_not_found":
+            message = "missing required property 'type'"
+        else:
+            message = item["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+            if path and isinstance(path[-1], str):
+                message = f"'{path[-1]}': {message}"
+        faults.append(located.fault(path, message))
+    return faults
+
+
+def _data_path(data: Any, loc: tuple) -> tuple[tuple, Any]:
+    """Pydantic's loc holds union tags; keep only the steps that exist in the document."""
+    path: list = []
+    node = data
+    for step in loc:
+        if isinstance(node, dict) and step in node:
+            path.append(step)
+            node = node[step]
+        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
+            path.append(step)
+            node = node[step]
+        elif isinstance(node, dict) and step == node.get("type"):
+            continue
+        elif isinstance(step, str) and step.startswith(("function-", "list[", "dict[", "str", "int", "float", "bool")):
+            continue
+        else:
+            path.append(step)
+            node = None
+    return tuple(path), node
+
+
+def _duplicate_ids(located: LocatedDocument) -> list[Fault]:
+    faults = []
+    seen: dict[str, tuple] = {}
+    for path, task in _raw_tasks(located.data):
+        task_id = task.get("id")
+        if isinstance(task_id, str):
+            if task_id in seen:
+                faults.append(located.fault(path + ("id",), f"duplicate task id '{task_id}' (first used at {'.'.join(map(str, seen[task_id]))})"))
+            else:
+                seen[task_id] = path
+    trigger_ids: set[str] = set()
+    for index, trigger in enumerate(located.data.get("triggers") or []):
+        trigger_id = trigger.get("id") if isinstance(trigger, dict) else None
+        if isinstance(trigger_id, str):
+            if trigger_id in trigger_ids:
+                faults.append(located.fault(("triggers", index, "id"), f"duplicate trigger id '{trigger_id}'"))
+            trigger_ids.add(trigger_id)
+    return faults
+
+
+def _template_faults(located: LocatedDocument) -> list[Fault]:
+    faults = []
+
+    def visit(value: Any, path: tuple):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                visit(item, path + (key,))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                visit(item, path + (index,))
+        elif is_template(value):
+            try:
+                check_syntax(value)
+            except ExpressionError as error:
+                faults.append(located.fault(path, str(error)))
+
+    visit(located.data, ())
+    return faults

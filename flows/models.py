@@ -1,0 +1,196 @@
+import uuid
+
+from django.db import models
+
+FALLBACK_CHOICES = [("WAIT", "WAIT"), ("FAIL", "FAIL"), ("CANCEL", "CANCEL")]
+
+
+class State(models.TextChoices):
+    CREATED = "CREATED"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    WARNING = "WARNING"
+    FAILED = "FAILED"
+    KILLING = "KILLING"
+    KILLED = "KILLED"
+    CANCELLED = "CANCELLED"
+    SKIPPED = "SKIPPED"
+    RETRYING = "RETRYING"
+
+
+TERMINAL_STATES = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED, State.SKIPPED})
+
+
+class Tenant(models.Model):
+    key = models.CharField(max_length=100, unique=True)
+    worker_group_key = models.CharField(max_length=100, blank=True, default="")
+    fallback = models.CharField(max_length=10, choices=FALLBACK_CHOICES, blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self):
+        return self.key
+
+
+class Namespace(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="namespaces")
+    name = models.CharField(max_length=255)
+    worker_group_key = models.CharField(max_length=100, blank=True, default="")
+    fallback = models.CharField(max_length=10, choices=FALLBACK_CHOICES, blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant__key", "name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="namespace_unique_per_tenant")]
+
+    def __str__(self):
+        return f"{self.tenant.key}/{self.name}"
+
+
+class Flow(models.Model):
+    """The current revision of a flow; every revision's source is kept in FlowRevision."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="flows")
+    namespace = models.CharField(max_length=255)
+    flow_id = models.CharField(max_length=255)
+    revision = models.PositiveIntegerField(default=1)
+    source = models.TextField()
+    disabled = models.BooleanField(default=False)
+    deleted = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant__key", "namespace", "flow_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "namespace", "flow_id"], name="flow_unique_per_namespace"),
+        ]
+
+    def __str__(self):
+        return f"{self.namespace}.{self.flow_id}"
+
+
+class FlowRevision(models.Model):
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="revisions")
+    revision = models.PositiveIntegerField()
+    source = models.TextField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["flow", "-revision"]
+        constraints = [models.UniqueConstraint(fields=["flow", "revision"], name="flow_revision_unique")]
+
+    def __str__(self):
+        return f"{self.flow} rev {self.revision}"
+
+
+class Execution(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="executions")
+    flow_revision = models.ForeignKey(FlowRevision, on_delete=models.PROTECT, related_name="executions")
+    namespace = models.CharField(max_length=255)
+    flow_id = models.CharField(max_length=255)
+    inputs = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.CREATED)
+    state_history = models.JSONField(default=list, blank=True)
+    trigger = models.JSONField(null=True, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    start_date = models.DateTimeField(null=True, blank=True)
+    end_date = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [
+            models.Index(fields=["tenant", "namespace", "flow_id", "-created"]),
+            models.Index(fields=["state"]),
+        ]
+
+    def __str__(self):
+        return f"{self.namespace}.{self.flow_id} {self.id}"
+
+
+class TaskRun(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="task_runs")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
+    # Identifies the task run inside its execution: (parent, task id, value). Unique, so two
+    # processes advancing the same execution can never create the same task run twice.
+    scope_key = models.CharField(max_length=64)
+    task_id = models.CharField(max_length=255)
+    task_type = models.CharField(max_length=255)
+    value = models.TextField(null=True, blank=True)
+    iteration = models.PositiveIntegerField(default=0)
+    worker_group = models.CharField(max_length=100, blank=True, default="")
+    fallback = models.CharField(max_length=10, choices=FALLBACK_CHOICES, default="WAIT")
+    max_wait_seconds = models.FloatField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(default=1)
+    attempts = models.JSONField(default=list, blank=True)
+    worker_id = models.CharField(max_length=255, blank=True, default="")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.CREATED)
+    state_history = models.JSONField(default=list, blank=True)
+    outputs = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+    published = models.DateTimeField(null=True, blank=True)
+    start_date = models.DateTimeField(null=True, blank=True)
+    end_date = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "scope_key"], name="taskrun_unique_scope"),
+        ]
+        indexes = [models.Index(fields=["state", "worker_group"])]
+
+    def __str__(self):
+        return f"{self.task_id} ({self.state})"
+
+
+class LogLine(models.Model):
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="logs")
+    task_run = models.ForeignKey(TaskRun, null=True, blank=True, on_delete=models.CASCADE, related_name="logs")
+    task_id = models.CharField(max_length=255, blank=True, default="")
+    level = models.CharField(max_length=10, default="INFO")
+    message = models.TextField()
+    timestamp = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+
+    def __str__(self):
+        return f"[{self.level}] {self.message[:80]}"
+
+
+class TriggerState(models.Model):
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="trigger_states")
+    trigger_id = models.CharField(max_length=255)
+    next_evaluation = models.DateTimeField(null=True, blank=True)
+    last_evaluation = models.DateTimeField(null=True, blank=True)
+    last_result = models.JSONField(null=True, blank=True)
+    worker_id = models.CharField(max_length=255, blank=True, default="")
+    lock_owner = models.CharField(max_length=255, blank=True, default="")
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["flow", "trigger_id"]
+        constraints = [models.UniqueConstraint(fields=["flow", "trigger_id"], name="trigger_state_unique")]
+
+    def __str__(self):
+        return f"{self.flow} / {self.trigger_id}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the REST API; only its SHA-256 digest is stored."""
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="api_tokens")
+    digest = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"token of {self.user} ({self.digest[:8]}…)"

@@ -1,0 +1,150 @@
+import hashlib
+import re
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from workers.models import WorkerGroup
+from workers.selectors import worker_group_allows
+
+from .definition import ParsedFlow, parse_flow
+from .errors import Fault, UserError
+from .models import ApiToken, Flow, FlowRevision, Namespace, Tenant
+from .schema import NAMESPACE_PATTERN
+from .selectors import flow_get, tenant_get
+
+FALLBACKS = ("WAIT", "FAIL", "CANCEL")
+TENANT_KEY_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
+
+
+def _check_defaults(*, worker_group_key: str, fallback: str, tenant: Tenant | None) -> None:
+    if fallback and fallback not in FALLBACKS:
+        raise UserError(f"invalid fallback '{fallback}': use one of {', '.join(FALLBACKS)}", path="workerGroup.fallback")
+    if worker_group_key:
+        group = WorkerGroup.objects.filter(key=worker_group_key).first()
+        if group is None:
+            raise UserError(f"worker group '{worker_group_key}' does not exist", path="workerGroup.key")
+        if tenant is not None and not worker_group_allows(group, tenant):
+            raise UserError(f"worker group '{worker_group_key}' does not allow tenant '{tenant.key}'", path="workerGroup.key")
+
+
+@transaction.atomic
+def tenant_create(*, key: str, worker_group_key: str = "", fallback: str = "") -> Tenant:
+    if not isinstance(key, str) or not re.match(TENANT_KEY_PATTERN, key):
+        raise UserError(f"invalid tenant key '{key}': it must match {TENANT_KEY_PATTERN}", path="key")
+    if Tenant.objects.filter(key=key).exists():
+        raise UserError(f"tenant '{key}' already exists", path="key", status=409)
+    tenant = Tenant.objects.create(key=key)
+    _check_defaults(worker_group_key=worker_group_key, fallback=fallback, tenant=tenant)
+    tenant.worker_group_key = worker_group_key or ""
+    tenant.fallback = fallback or ""
+    tenant.save(update_fields=["worker_group_key", "fallback"])
+    return tenant
+
+
+@transaction.atomic
+def tenant_update(*, key: str, worker_group_key: str = "", fallback: str = "") -> Tenant:
+    tenant = tenant_get(key)
+    _check_defaults(worker_group_key=worker_group_key, fallback=fallback, tenant=tenant)
+    tenant.worker_group_key = worker_group_key or ""
+    tenant.fallback = fallback or ""
+    tenant.save(update_fields=["worker_group_key", "fallback", "updated"])
+    return tenant
+
+
+@transaction.atomic
+def namespace_set(*, tenant_key: str, name: str, worker_group_key: str = "", fallback: str = "") -> Namespace:
+    if not isinstance(name, str) or not re.match(NAMESPACE_PATTERN, name):
+        raise UserError(f"invalid namespace '{name}': use lowercase dotted names like company.team", path="namespace")
+    tenant = tenant_get(tenant_key)
+    _check_defaults(worker_group_key=worker_group_key, fallback=fallback, tenant=tenant)
+    namespace, _ = Namespace.objects.update_or_create(
+        tenant=tenant, name=name, defaults={"worker_group_key": worker_group_key or "", "fallback": fallback or ""}
+    )
+    return namespace
+
+
+def flow_validate(*, source: str, tenant_key: str) -> ParsedFlow:
+    """Every check an upload makes, the worker groups included; raises UserError, stores nothing."""
+    tenant = tenant_get(tenant_key)
+    parsed = parse_flow(source)
+    faults: list[Fault] = []
+    groups = {g.key: g for g in WorkerGroup.objects.prefetch_related("allowed_tenants")}
+    for key, where in parsed.literal_worker_group_keys():
+        group = groups.get(key)
+        if group is None:
+            message = f"worker group '{key}' does not exist"
+        elif not worker_group_allows(group, tenant):
+            message = f"worker group '{key}' does not allow tenant '{tenant.key}'"
+        else:
+            continue
+        faults.append(Fault(message=message, path=where.path, line=where.line, column=where.column))
+    if faults:
+        raise UserError(faults)
+    return parsed
+
+
+@transaction.atomic
+def flow_upload(*, source: str, tenant_key: str, namespace: str | None = None, flow_id: str | None = None) -> Flow:
+    """Store a flow; a changed source makes a new revision, an unchanged one changes nothing."""
+    parsed = flow_validate(source=source, tenant_key=tenant_key)
+    document = parsed.document
+    if namespace is not None and (namespace, flow_id) != (document.namespace, document.id):
+        raise UserError(
+            f"the document declares '{document.namespace}.{document.id}' but was sent to '{namespace}.{flow_id}'",
+            path="id",
+        )
+    tenant = tenant_get(tenant_key)
+    flow = (
+        Flow.objects.select_for_update()
+        .filter(tenant=tenant, namespace=document.namespace, flow_id=document.id)
+        .first()
+    )
+    if flow is None:
+        flow = Flow.objects.create(
+            tenant=tenant, namespace=document.namespace, flow_id=document.id, revision=1,
+            source=source, disabled=document.disabled,
+        )
+        FlowRevision.objects.create(flow=flow, revision=1, source=source)
+        return flow
+    if flow.source == source and not flow.deleted:
+        return flow
+    last = flow.revisions.order_by("-revision").values_list("revision", flat=True).first() or flow.revision
+    flow.revision = last + 1
+    flow.source = source
+    flow.disabled = document.disabled
+    flow.deleted = False
+    flow.save(update_fields=["revision", "source", "disabled", "deleted", "updated"])
+    FlowRevision.objects.create(flow=flow, revision=flow.revision, source=source)
+    return flow
+
+
+@transaction.atomic
+def flow_delete(*, tenant_key: str, namespace: str, flow_id: str) -> None:
+    flow = flow_get(tenant_get(tenant_key), namespace, flow_id)
+    flow.deleted = True
+    flow.save(update_fields=["deleted", "updated"])
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def token_create(*, username: str) -> str:
+    if not username or not username.strip():
+        raise UserError("a username is required", path="username")
+    user, _ = get_user_model().objects.get_or_create(username=username.strip())
+    token = secrets.token_urlsafe(32)
+    ApiToken.objects.create(user=user, digest=_digest(token))
+    return token
+
+
+def token_user(token: str):
+    """The user a bearer token belongs to, or None."""
+    api_token = ApiToken.objects.select_related("user").filter(digest=_digest(token)).first()
+    if api_token is None or not api_token.user.is_active:
+        return None
+    return api_token.user
+
