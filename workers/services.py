@@ -1,13 +1,21 @@
+import random
 import re
+import time
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from flows.context import build_context
+from flows.definition import parse_flow_cached
+from flows.durations import parse_duration
+from flows.engine import execution_advance, publish_taskruns
 from flows.errors import NotFound, UserError
-from flows.models import Tenant
+from flows.expressions import ExpressionError
+from flows.models import Execution, LogLine, State, TaskRun, Tenant
 
 from .models import WORKER_GROUP_KEY_PATTERN, Worker, WorkerGroup
+from .runners import RUNNERS, Runtime, TaskFailed, TaskStopped
 
 
 def _check_key(key: str) -> None:
@@ -74,3 +82,113 @@ def worker_heartbeat(*, hostname: str, groups: list[str], pid: int, concurrency:
 def worker_stopped(*, hostname: str) -> None:
     """A worker that shuts down cleanly stops counting as alive at once."""
     Worker.objects.filter(hostname=hostname).delete()
+
+
+# --- running a task run on a group worker ---------------------------------------------------
+
+
+def _retry_delay(retry, attempt: int) -> float:
+    """Seconds to wait before attempt `attempt + 1`."""
+    interval = parse_duration(retry.interval).total_seconds() if retry.interval else 0.0
+    if retry.type == "exponential":
+        interval *= (retry.delayFactor or 2.0) ** (attempt - 1)
+    elif retry.type == "random":
+        low = parse_duration(retry.minInterval).total_seconds() if retry.minInterval else 0.0
+        high = parse_duration(retry.maxInterval).total_seconds() if retry.maxInterval else low
+        interval = random.uniform(low, max(low, high))
+    if retry.maxInterval and retry.type != "random":
+        interval = min(interval, parse_duration(retry.maxInterval).total_seconds())
+    return interval
+
+
+def _should_retry(task, run: TaskRun, now) -> bool:
+    retry = task.retry
+    if retry is None or run.attempt >= retry.max_attempts:
+        return False
+    if retry.maxDuration and run.created:
+        return (now - run.created).total_seconds() < parse_duration(retry.maxDuration).total_seconds()
+    return True
+
+
+def taskrun_claim(*, taskrun_id: str, attempt: int, worker_id: str) -> TaskRun | None:
+    """The conditional state change that makes a task run start at most once per attempt."""
+    run = (
+        TaskRun.objects.select_related("execution__flow_revision", "execution__tenant")
+        .filter(id=taskrun_id, state=State.CREATED, attempt=attempt)
+        .first()
+    )
+    if run is None:
+        return None
+    now = timezone.now()
+    history = [*run.state_history, {"state": State.RUNNING, "date": now.isoformat()}]
+    claimed = TaskRun.objects.filter(id=run.id, state=State.CREATED, attempt=attempt).update(
+        state=State.RUNNING, worker_id=worker_id, start_date=now, state_history=history
+    )
+    if claimed != 1:
+        return None
+    run.state, run.worker_id, run.start_date, run.state_history = State.RUNNING, worker_id, now, history
+    return run
+
+
+def taskrun_execute(*, taskrun_id: str, attempt: int, worker_id: str) -> None:
+    run = taskrun_claim(taskrun_id=taskrun_id, attempt=attempt, worker_id=worker_id)
+    if run is None:
+        return
+    execution = run.execution
+    document = parse_flow_cached(execution.flow_revision.source).document
+    task = parse_flow_cached(execution.flow_revision.source).tasks_by_id[run.task_id]
+    runs = list(execution.task_runs.exclude(outputs={}).only("id", "parent_id", "task_id", "task_type", "value", "outputs"))
+    timeout = parse_duration(task.timeout).total_seconds() if task.timeout else None
+    runtime = Runtime(
+        context=build_context(execution=execution, document=document, runs=runs, run=run),
+        deadline=time.monotonic() + timeout if timeout else None,
+        timeout_text=task.timeout,
+        is_killed=lambda: Execution.objects.filter(id=execution.id, state=State.KILLING).exists(),
+    )
+    outputs, error, state = {}, "", State.SUCCESS
+    try:
+        outputs = RUNNERS[task.type](task, runtime) or {}
+    except TaskFailed as failure:
+        outputs, error, state = failure.outputs, str(failure), failure.state
+    except TaskStopped as stop:
+        error, state = str(stop), stop.state
+    except ExpressionError as failure:
+        error, state = str(failure), State.FAILED
+    except Exception as failure:  # a task's own fault must end its task run, never the worker
+        error, state = f"{type(failure).__name__}: {failure}", State.FAILED
+    if error:
+        runtime.log("ERROR" if state == State.FAILED else "WARN", error)
+    taskrun_finish(run=run, task=task, state=state, outputs=outputs, error=error, logs=runtime.logs)
+
+
+def taskrun_finish(*, run: TaskRun, task, state: str, outputs: dict, error: str, logs: list) -> None:
+    now = timezone.now()
+    retrying = state == State.FAILED and _should_retry(task, run, now)
+    attempts = [*run.attempts, {
+        "attempt": run.attempt, "state": state, "workerId": run.worker_id,
+        "startDate": run.start_date.isoformat() if run.start_date else None, "endDate": now.isoformat(),
+    }]
+    history = [*run.state_history, {"state": state, "date": now.isoformat()}]
+    with transaction.atomic():
+        LogLine.objects.bulk_create(
+            LogLine(execution_id=run.execution_id, task_run_id=run.id, task_id=run.task_id, level=level, message=message)
+            for level, message in logs
+        )
+        if retrying:
+            delay = _retry_delay(task.retry, run.attempt)
+            history += [{"state": State.RETRYING, "date": now.isoformat()}, {"state": State.CREATED, "date": now.isoformat()}]
+            updated = TaskRun.objects.filter(id=run.id, state=State.RUNNING, attempt=run.attempt).update(
+                state=State.CREATED, attempt=run.attempt + 1, attempts=attempts, state_history=history,
+                error=error, outputs=outputs, worker_id="", published=now,
+            )
+            if updated:
+                LogLine.objects.create(execution_id=run.execution_id, task_run_id=run.id, task_id=run.task_id, level="WARN",
+                                       message=f"attempt {run.attempt} failed; retrying in {delay:g}s")
+                item = (str(run.id), run.attempt + 1, run.worker_group)
+                transaction.on_commit(lambda: publish_taskruns([item], countdown=delay or None))
+            return
+        updated = TaskRun.objects.filter(id=run.id, state=State.RUNNING, attempt=run.attempt).update(
+            state=state, outputs=outputs, error=error, end_date=now, state_history=history, attempts=attempts,
+        )
+        if updated:
+            execution_advance(execution_id=run.execution_id)

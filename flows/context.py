@@ -1,0 +1,78 @@
+"""The expression context of SPEC §4, built from plain dicts only (never model instances)."""
+from .models import Execution, TaskRun
+from .schema import FlowDocument
+
+FOREACH_TYPE = "io.kestra.plugin.core.flow.ForEach"
+
+
+def loop_values(run: TaskRun, runs_by_id: dict) -> list[str]:
+    """Values of the ForEach iterations enclosing `run`, outermost first."""
+    chain = []
+    node = run
+    while node.parent_id:
+        parent = runs_by_id.get(node.parent_id)
+        if parent is None:
+            break
+        if parent.task_type == FOREACH_TYPE and node.value is not None:
+            chain.append(node.value)
+        node = parent
+    return chain[::-1]
+
+
+def outputs_context(runs: list[TaskRun], runs_by_id: dict) -> dict:
+    """outputs.<task>, keyed by iteration value inside loops: outputs.child[value].value."""
+    outputs: dict = {}
+    for run in runs:
+        if not run.outputs:
+            continue
+        chain = loop_values(run, runs_by_id)
+        if not chain:
+            outputs[run.task_id] = run.outputs
+            continue
+        node = outputs.setdefault(run.task_id, {})
+        for value in chain[:-1]:
+            node = node.setdefault(value, {})
+        node[chain[-1]] = run.outputs
+    return outputs
+
+
+def build_context(*, execution: Execution, document: FlowDocument, runs: list[TaskRun], run: TaskRun | None = None) -> dict:
+    runs_by_id = {r.id: r for r in runs}
+    if run is not None:
+        runs_by_id[run.id] = run
+    trigger = execution.trigger or {}
+    context = {
+        "inputs": execution.inputs,
+        "vars": document.variables,
+        "variables": document.variables,
+        "labels": execution.labels,
+        "flow": {
+            "id": document.id,
+            "namespace": document.namespace,
+            "revision": execution.flow_revision.revision,
+            "tenantId": execution.tenant.key,
+        },
+        "execution": {
+            "id": str(execution.id),
+            "startDate": (execution.start_date or execution.created).isoformat() if (execution.start_date or execution.created) else None,
+            "state": execution.state,
+        },
+        "trigger": trigger.get("variables") or {},
+        "outputs": outputs_context(runs, runs_by_id),
+    }
+    if run is not None:
+        parents = []
+        node = run
+        while node.parent_id and node.parent_id in runs_by_id:
+            node = runs_by_id[node.parent_id]
+            parents.append({"taskrun": {"id": str(node.id), "value": node.value}, "outputs": node.outputs})
+        context["taskrun"] = {
+            "id": str(run.id),
+            "startDate": run.start_date.isoformat() if run.start_date else None,
+            "value": run.value,
+            "attemptsCount": run.attempt,
+        }
+        context["task"] = {"id": run.task_id, "type": run.task_type}
+        context["parents"] = parents
+        context["parent"] = parents[0] if parents else None
+    return context
