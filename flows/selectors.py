@@ -38,3 +38,23 @@ def flow_get(tenant: Tenant, namespace: str, flow_id: str) -> Flow:
     if flow is None:
         raise NotFound(f"flow '{namespace}.{flow_id}' does not exist in tenant '{tenant.key}'")
     return flow
+
+
+def tenant_list() -> list[Tenant]:
+    return list(Tenant.objects.all())
+
+
+def namespace_find(tenant: Tenant, name: str) -> Namespace | None:
+    """The namespace's own settings row; a namespace without one exists implicitly (as in Kestra)."""
+    return Namespace.objects.filter(tenant=tenant, name=name).first()
+
+
+def namespace_effective_defaults(tenant: Tenant, name: str) -> tuple[str, str]:
+    """What a task with no workerGroup of its own (nor its flow) resolves to: namespaces, tenant, default."""
+    key, fallback = namespace_defaults(tenant, name)
+    return key or tenant.worker_group_key, fallback or tenant.fallback or "WAIT"
+
+
+def flow_revisions(flow: Flow) -> list:
+    """Every kept revision of a flow, oldest first."""
+    return list(flow.revisions.order_by("revision"))

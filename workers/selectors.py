@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from flows.errors import NotFound
 from flows.models import State, TaskRun, Tenant
 
 from .models import Worker, WorkerGroup
@@ -74,3 +75,14 @@ def worker_group_health(keys: list[str] | None = None) -> dict[str, dict]:
             "running": by_group.get(key, {}).get("running", 0),
         }
     return health
+
+
+def worker_group_list() -> list[WorkerGroup]:
+    return list(WorkerGroup.objects.prefetch_related("allowed_tenants"))
+
+
+def worker_group_get(key: str) -> WorkerGroup:
+    group = WorkerGroup.objects.filter(key=key).prefetch_related("allowed_tenants").first()
+    if group is None:
+        raise NotFound(f"worker group '{key}' does not exist")
+    return group

@@ -1,0 +1,93 @@
+"""The worker-group endpoints of the REST API: CRUD, reserved keys, health."""
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from flows.models import Execution, FlowRevision, State, TaskRun
+from flows.selectors import tenant_get
+from flows.services import flow_upload, tenant_create, token_create
+from workers.services import worker_heartbeat
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/instance/workergroups"
+
+
+@pytest.fixture
+def api():
+    return Client(enforce_csrf_checks=True, headers={"Authorization": f"Bearer {token_create(username='alice')}"})
+
+
+def post(api, body):
+    return api.post(URL, body, content_type="application/json")
+
+
+def test_worker_group_create_get_update_delete(api):
+    tenant_get("main")  # the default tenant, created on first use
+    tenant_create(key="other")
+    created = post(api, {"key": "gpu", "description": "GPU boxes", "allowedTenants": ["main"]})
+
+    assert created.status_code == 200
+    assert created.json()["allowedTenants"] == ["main"]
+    assert [g["key"] for g in api.get(URL).json()] == ["gpu"]
+
+    updated = api.put(f"{URL}/gpu", {"description": "A100s"}, content_type="application/json")
+    assert updated.json()["description"] == "A100s"
+    assert updated.json()["allowedTenants"] == ["main"]  # omitted: unchanged, never opened to all
+    opened = api.put(f"{URL}/gpu", {"allowedTenants": ["main", "other"]}, content_type="application/json")
+    assert opened.json()["allowedTenants"] == ["main", "other"]
+
+    assert api.delete(f"{URL}/gpu").status_code == 204
+    assert api.get(f"{URL}/gpu").status_code == 404
+    assert api.delete(f"{URL}/gpu").status_code == 404
+
+
+@pytest.mark.parametrize("key", ["default", "executor", "scheduler"])
+def test_reserved_keys_are_refused(api, key):
+    response = post(api, {"key": key})
+
+    assert response.status_code == 422
+    assert f"'{key}' is reserved" in response.json()["message"]
+    assert api.get(URL).json() == []
+
+
+@pytest.mark.parametrize("body, status, path, words", [
+    ({"key": "gpu"}, 409, "key", "already exists"),
+    ({"key": "bad key"}, 422, "key", "must match"),
+    ({"description": "no key"}, 422, "key", "missing required property 'key'"),
+    ({"key": "cpu", "allowedTenants": "main"}, 422, "allowedTenants", "valid list"),
+    ({"key": "cpu", "allowedTenants": ["nobody"]}, 422, "allowedTenants", "'nobody'"),
+    ({"key": "cpu", "colour": "red"}, 422, "colour", "unknown property 'colour'"),
+])
+def test_bad_worker_group_bodies_say_where_and_why(api, body, status, path, words):
+    post(api, {"key": "gpu"})
+
+    response = post(api, body)
+
+    assert response.status_code == status
+    [fault] = response.json()["errors"]
+    assert fault["path"] == path and words in fault["message"]
+    assert [g["key"] for g in api.get(URL).json()] == ["gpu"]
+
+
+def test_health_lists_alive_workers_and_queued_task_runs(api):
+    post(api, {"key": "gpu"})
+    worker_heartbeat(hostname="gpu@box1", groups=["gpu"], pid=42, concurrency=2, running=0)
+    worker_heartbeat(hostname="cpu@box2", groups=["default"], pid=43, concurrency=2, running=0)
+    flow = flow_upload(
+        source="id: f\nnamespace: team\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n",
+        tenant_key="main",
+    )
+    execution = Execution.objects.create(
+        tenant=flow.tenant, flow_revision=FlowRevision.objects.get(flow=flow), namespace="team", flow_id="f",
+        start_date=timezone.now(),
+    )
+    TaskRun.objects.create(execution=execution, scope_key="t", task_id="t", task_type="log", worker_group="gpu",
+                           state=State.CREATED)
+
+    health = api.get(f"{URL}/gpu").json()["health"]
+
+    assert [w["hostname"] for w in health["aliveWorkers"]] == ["gpu@box1"]
+    assert health["aliveWorkers"][0]["lastHeartbeat"]
+    assert (health["queued"], health["running"]) == (1, 0)
+    assert api.get(URL).json()[0]["health"] == health
