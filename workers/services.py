@@ -13,6 +13,7 @@ from flows.engine import execution_advance, publish_taskruns
 from flows.errors import NotFound, UserError
 from flows.expressions import ExpressionError
 from flows.models import Execution, LogLine, State, TaskRun, Tenant
+from flows.selectors import tenant_get
 
 from .models import WORKER_GROUP_KEY_PATTERN, Worker, WorkerGroup
 from .runners import RUNNERS, Runtime, TaskFailed, TaskStopped
@@ -26,13 +27,10 @@ def _check_key(key: str) -> None:
 
 
 def _tenants(keys: list[str]) -> list[Tenant]:
-    tenants = []
-    for key in keys:
-        tenant = Tenant.objects.filter(key=key).first()
-        if tenant is None:
-            raise UserError(f"unknown tenant '{key}'", path="allowedTenants")
-        tenants.append(tenant)
-    return tenants
+    try:
+        return [tenant_get(key) for key in keys]
+    except NotFound as error:
+        raise UserError(error.message, path="allowedTenants") from None
 
 
 @transaction.atomic
