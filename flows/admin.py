@@ -1,3 +1,426 @@
+"""The product's UI (SPEC §7). Forms parse input, services validate and store, exactly as API and CLI do."""
+from django import forms
 from django.contrib import admin
+from django.db import transaction
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
-# Register your models here.
+from workers.models import WorkerGroup
+
+from .errors import UserError
+from .models import ApiToken, Execution, Flow, FlowRevision, LogLine, Namespace, TaskRun, Tenant, TriggerState
+from .selectors import DEFAULT_TENANT
+from .services import flow_delete, flow_upload, flow_validate, namespace_set, tenant_create, tenant_update
+
+DEFAULT_GROUP_LABEL = "(default)"
+INHERIT_LABEL = "(not set: inherit)"
+
+
+class _DryRun(Exception):
+    pass
+
+
+class ServiceForm(forms.ModelForm):
+    """An admin form whose object is stored by a service, never by `form.save()`.
+
+    `clean()` runs the service as a dry run (its transaction is rolled back), so the form shows the
+    same errors as the API and the CLI; `ServiceAdmin.save_model()` then runs it for real.
+    """
+
+    # Fault path (as the service names it) → form field that shows it; others go on top of the form.
+    fault_fields: dict[str, str] = {}
+
+    def call_service(self):
+        """Store the form's data through the service; return the stored object."""
+        raise NotImplementedError
+
+    def check_with_service(self) -> None:
+        try:
+            with transaction.atomic():
+                self.call_service()
+                raise _DryRun
+        except _DryRun:
+            pass
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors:
+            try:
+                self.check_with_service()
+            except UserError as error:
+                self.add_user_error(error)
+        return cleaned
+
+    def add_user_error(self, error: UserError, field: str | None = None) -> None:
+        for fault in error.faults:
+            target = field or self.fault_fields.get(fault.path)
+            if target in self.fields:
+                self.add_error(target, fault.message if target != field else str(fault))
+            else:
+                self.add_error(None, str(fault))
+
+    def _post_clean(self):
+        # The service is the authority on what is valid and builds the stored object itself:
+        # the model instance is neither filled from the form nor checked a second time.
+        pass
+
+
+class ServiceAdmin(admin.ModelAdmin):
+    """Saves through `form.call_service()`; the form's instance only carries the stored row back."""
+
+    def save_model(self, request, obj, form, change):
+        stored = form.call_service()
+        obj.pk = stored.pk
+        obj.refresh_from_db()
+
+    def save_related(self, request, form, formsets, change):
+        # Many-to-many fields were stored by the service; inlines are read-only.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+
+def tenant_key_choices() -> list[tuple[str, str]]:
+    keys = set(Tenant.objects.values_list("key", flat=True)) | {DEFAULT_TENANT}
+    return [(key, key) for key in sorted(keys)]
+
+
+def _tenant_field(form: forms.ModelForm) -> None:
+    """A stored object keeps its tenant; a new one picks it (the `main` tenant exists on first use)."""
+    if form.instance.pk:
+        del form.fields["tenant_key"]
+    else:
+        form.fields["tenant_key"].choices = tenant_key_choices()
+        form.fields["tenant_key"].initial = DEFAULT_TENANT
+
+
+def worker_group_choices(current: str, blank_label: str) -> list[tuple[str, str]]:
+    keys = set(WorkerGroup.objects.values_list("key", flat=True)) | ({current} if current else set())
+    return [("", blank_label)] + [(key, key) for key in sorted(keys)]
+
+
+def _defaults_fields(form: forms.ModelForm, blank_label: str) -> None:
+    current = form.instance.worker_group_key if form.instance.pk else ""
+    if "worker_group_key" in form.fields:
+        form.fields["worker_group_key"] = forms.ChoiceField(
+            label="Default worker group", required=False, choices=worker_group_choices(current, blank_label),
+            initial=current,
+        )
+    if "fallback" in form.fields:
+        form.fields["fallback"].help_text = "What a task run does when its group has no alive worker (empty = WAIT)."
+
+
+DEFAULTS_FAULT_FIELDS = {"workerGroup.key": "worker_group_key", "workerGroup.fallback": "fallback"}
+
+
+# --- tenants and namespaces ------------------------------------------------------------------
+
+
+class TenantForm(ServiceForm):
+    fault_fields = {"key": "key", **DEFAULTS_FAULT_FIELDS}
+
+    class Meta:
+        model = Tenant
+        fields = ["key", "worker_group_key", "fallback"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _defaults_fields(self, f"{DEFAULT_GROUP_LABEL} worker group")
+
+    def call_service(self):
+        data = self.cleaned_data
+        defaults = {"worker_group_key": data.get("worker_group_key", ""), "fallback": data.get("fallback", "")}
+        if self.instance.pk:
+            return tenant_update(key=self.instance.key, **defaults)
+        return tenant_create(key=data["key"], **defaults)
+
+
+@admin.register(Tenant)
+class TenantAdmin(ServiceAdmin):
+    form = TenantForm
+    list_display = ("key", "default_worker_group", "fallback", "updated")
+    search_fields = ("key",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("key",) if obj else ()
+
+    @admin.display(description="default worker group", ordering="worker_group_key")
+    def default_worker_group(self, obj):
+        return obj.worker_group_key or DEFAULT_GROUP_LABEL
+
+
+class NamespaceForm(ServiceForm):
+    tenant_key = forms.ChoiceField(label="Tenant")
+    fault_fields = {"namespace": "name", **DEFAULTS_FAULT_FIELDS}
+
+    class Meta:
+        model = Namespace
+        fields = ["name", "worker_group_key", "fallback"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _tenant_field(self)
+        if "name" in self.fields:
+            self.fields["name"].help_text = "Dotted name, e.g. company.team; sub-namespaces inherit its defaults."
+        _defaults_fields(self, INHERIT_LABEL)
+
+    def call_service(self):
+        data = self.cleaned_data
+        if self.instance.pk:
+            tenant_key, name = self.instance.tenant.key, self.instance.name
+        else:
+            tenant_key, name = data["tenant_key"], data["name"]
+        return namespace_set(
+            tenant_key=tenant_key, name=name,
+            worker_group_key=data.get("worker_group_key", ""), fallback=data.get("fallback", ""),
+        )
+
+
+@admin.register(Namespace)
+class NamespaceAdmin(ServiceAdmin):
+    form = NamespaceForm
+    list_display = ("name", "tenant", "default_worker_group", "default_fallback", "updated")
+    list_filter = ("tenant",)
+    search_fields = ("name",)
+    list_select_related = ("tenant",)
+
+    def get_fields(self, request, obj=None):
+        if obj:
+            return ["tenant", "name", "worker_group_key", "fallback"]
+        return ["tenant_key", "name", "worker_group_key", "fallback"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("tenant", "name") if obj else ()
+
+    @admin.display(description="default worker group", ordering="worker_group_key")
+    def default_worker_group(self, obj):
+        return obj.worker_group_key or INHERIT_LABEL
+
+    @admin.display(description="default fallback", ordering="fallback")
+    def default_fallback(self, obj):
+        return obj.fallback or INHERIT_LABEL
+
+
+# --- flows -------------------------------------------------------------------------------------
+
+
+class FlowForm(ServiceForm):
+    """Upload a YAML file or paste the source; validation is `flow_validate`, storing is `flow_upload`."""
+
+    tenant_key = forms.ChoiceField(label="Tenant")
+    yaml_file = forms.FileField(
+        label="YAML file", required=False, help_text="A flow file (.yaml); when given, it replaces the source below.",
+    )
+    source = forms.CharField(
+        label="YAML source", required=False, strip=False,
+        widget=forms.Textarea(attrs={"rows": 24, "cols": 100, "spellcheck": "false", "style": "font-family: monospace"}),
+    )
+
+    class Meta:
+        model = Flow
+        fields = ["source"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _tenant_field(self)
+
+    @property
+    def chosen_tenant_key(self) -> str:
+        return self.instance.tenant.key if self.instance.pk else self.cleaned_data["tenant_key"]
+
+    def clean(self):
+        cleaned = super(ServiceForm, self).clean()  # validation is flow_validate's, not a dry run
+        if self.errors:
+            return cleaned
+        upload = cleaned.get("yaml_file")
+        origin = "yaml_file" if upload else "source"
+        if upload:
+            try:
+                cleaned["source"] = upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                self.add_error("yaml_file", "the file is not UTF-8 text")
+                return cleaned
+        else:
+            # Browsers send pasted text with CRLF line ends.
+            cleaned["source"] = (cleaned.get("source") or "").replace("\r\n", "\n")
+        if not cleaned["source"].strip():
+            self.add_error(origin, "Upload a YAML file or paste the flow's YAML source.")
+            return cleaned
+        try:
+            parsed = flow_validate(source=cleaned["source"], tenant_key=self.chosen_tenant_key)
+        except UserError as error:
+            self.add_user_error(error, field=origin)
+            return cleaned
+        if self.instance.pk and (parsed.namespace, parsed.flow_id) != (self.instance.namespace, self.instance.flow_id):
+            self.add_error(origin, (
+                f"the document declares '{parsed.namespace}.{parsed.flow_id}' but this is "
+                f"'{self.instance.namespace}.{self.instance.flow_id}': add it as a new flow instead"
+            ))
+        return cleaned
+
+    def call_service(self):
+        if self.instance.pk:
+            return flow_upload(
+                source=self.cleaned_data["source"], tenant_key=self.chosen_tenant_key,
+                namespace=self.instance.namespace, flow_id=self.instance.flow_id,
+            )
+        return flow_upload(source=self.cleaned_data["source"], tenant_key=self.chosen_tenant_key)
+
+
+class FlowRevisionInline(admin.TabularInline):
+    model = FlowRevision
+    fields = ("revision", "created", "source_text")
+    readonly_fields = fields
+    ordering = ("-revision",)
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="source")
+    def source_text(self, obj):
+        lines = obj.source.count("\n") + 1
+        return format_html("<details><summary>{} lines</summary><pre>{}</pre></details>", lines, obj.source)
+
+
+class TriggerStateInline(admin.TabularInline):
+    model = TriggerState
+    fields = ("trigger_id", "next_evaluation", "last_evaluation", "worker_id", "last_result")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Flow)
+class FlowAdmin(ServiceAdmin):
+    form = FlowForm
+    list_display = ("flow_id", "namespace", "tenant", "revision", "disabled", "deleted", "updated")
+    list_filter = ("tenant", "deleted", "disabled", "namespace")
+    search_fields = ("flow_id", "namespace")
+    list_select_related = ("tenant",)
+    inlines = [FlowRevisionInline, TriggerStateInline]
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [(None, {"fields": ["tenant_key", "yaml_file", "source"]})]
+        return [
+            (None, {"fields": ["tenant", "namespace", "flow_id", "revision", "disabled", "deleted", "updated"]}),
+            ("Upload a new revision", {"fields": ["yaml_file", "source"]}),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("tenant", "namespace", "flow_id", "revision", "disabled", "deleted", "updated") if obj else ()
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj else []
+
+    def delete_model(self, request, obj):
+        if not obj.deleted:
+            flow_delete(tenant_key=obj.tenant.key, namespace=obj.namespace, flow_id=obj.flow_id)
+
+    def delete_queryset(self, request, queryset):
+        for flow in queryset.select_related("tenant"):
+            self.delete_model(request, flow)
+
+
+# --- executions, logs, triggers: read-only ------------------------------------------------
+
+
+class ReadOnlyAdminMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class TaskRunInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = TaskRun
+    fields = ("task_id", "value", "state", "group", "fallback", "worker_id", "attempt", "start_date", "end_date", "error")
+    readonly_fields = fields
+    ordering = ("created",)
+    extra = 0
+
+    @admin.display(description="worker group")
+    def group(self, obj):
+        return obj.worker_group or DEFAULT_GROUP_LABEL
+
+
+@admin.register(Execution)
+class ExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "flow_id", "namespace", "tenant", "revision", "state", "created", "start_date", "end_date")
+    list_filter = ("state", "tenant", "namespace")
+    search_fields = ("=id", "flow_id", "namespace")
+    list_select_related = ("tenant", "flow_revision")
+    date_hierarchy = "created"
+    fields = ("id", "tenant", "namespace", "flow_id", "revision", "state", "created", "start_date", "end_date",
+              "inputs", "labels", "trigger", "state_history", "logs_link")
+    readonly_fields = fields
+    inlines = [TaskRunInline]
+
+    @admin.display(description="revision", ordering="flow_revision__revision")
+    def revision(self, obj):
+        return obj.flow_revision.revision
+
+    @admin.display(description="logs")
+    def logs_link(self, obj):
+        url = reverse("admin:flows_logline_changelist")
+        return format_html('<a href="{}?execution__id__exact={}">{} log lines</a>', url, obj.pk, obj.logs.count())
+
+
+@admin.register(LogLine)
+class LogLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("timestamp", "level", "execution", "task_id", "message")
+    list_filter = ("level",)
+    search_fields = ("message", "task_id")
+    list_select_related = ("execution",)
+
+
+@admin.register(TriggerState)
+class TriggerStateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("flow", "trigger_id", "next_evaluation", "last_evaluation", "worker_id", "lock_owner", "locked_until")
+    list_filter = ("flow__tenant",)
+    search_fields = ("trigger_id", "flow__flow_id", "flow__namespace")
+    list_select_related = ("flow",)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are created with `manage.py token create USERNAME`; here they can be seen and revoked."""
+
+    list_display = ("user", "digest_prefix", "created", "last_used")
+    fields = ("user", "digest_prefix", "created", "last_used")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="token digest")
+    def digest_prefix(self, obj):
+        return f"{obj.digest[:8]}…"
+
+
+def health_html(health: dict):
+    """Alive workers with hostnames, queued and running task runs of one group."""
+    hostnames = format_html_join(", ", "{}", ((w["hostname"],) for w in health["aliveWorkers"]))
+    alive = len(health["aliveWorkers"])
+    colour = "green" if alive else ("#ba2121" if health["queued"] else "inherit")
+    return format_html(
+        '<strong style="color: {}">{} alive</strong>{}<br>{} queued, {} running',
+        colour, alive, format_html(": {}", hostnames) if alive else "", health["queued"], health["running"],
+    )

@@ -1,0 +1,60 @@
+"""`workergroup create|list|delete` (SPEC §7)."""
+from django.core.management.base import BaseCommand, CommandError
+
+from flows.errors import UserError
+from workers.selectors import worker_group_health, worker_group_list
+from workers.services import worker_group_create, worker_group_delete
+
+DEFAULT_LABEL = "(default)"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
+
+
+def _counts(health: dict) -> list[str]:
+    """Alive workers with their hostnames, queued and running task runs."""
+    hostnames = [worker["hostname"] for worker in health["aliveWorkers"]]
+    alive = f"{len(hostnames)} ({', '.join(hostnames)})" if hostnames else "0"
+    return [alive, str(health["queued"]), str(health["running"])]
+
+
+class Command(BaseCommand):
+    help = "Create, list and delete worker groups (a group key is the Celery queue its workers consume)."
+
+    def add_arguments(self, parser):
+        verbs = parser.add_subparsers(dest="verb", required=True, metavar="{create,list,delete}")
+        create = verbs.add_parser("create", help="create a worker group")
+        create.add_argument("key")
+        create.add_argument("--description", default="")
+        create.add_argument("--allowed-tenant", dest="allowed_tenants", action="append", default=[], metavar="TENANT",
+                            help="a tenant allowed to run on the group (repeatable; none = every tenant)")
+        verbs.add_parser("list", help="list worker groups with their alive workers and task runs")
+        delete = verbs.add_parser("delete", help="delete a worker group")
+        delete.add_argument("key")
+
+    def handle(self, *args, verb: str, **options):
+        try:
+            getattr(self, f"_{verb}")(**options)
+        except UserError as error:
+            raise CommandError(error.message)
+
+    def _create(self, *, key: str, description: str, allowed_tenants: list[str], **options):
+        group = worker_group_create(key=key, description=description, allowed_tenants=allowed_tenants)
+        self.stdout.write(f"created worker group '{group.key}' (queue '{group.key}')")
+
+    def _delete(self, *, key: str, **options):
+        worker_group_delete(key=key)
+        self.stdout.write(f"deleted worker group '{key}'")
+
+    def _list(self, **options):
+        groups = worker_group_list()
+        health = worker_group_health(["", *(group.key for group in groups)])
+        rows = [[DEFAULT_LABEL, "tasks with no worker group", "(all)", *_counts(health[""])]]
+        for group in groups:
+            tenants = ", ".join(tenant.key for tenant in group.allowed_tenants.all()) or "(all)"
+            rows.append([group.key, group.description, tenants, *_counts(health[group.key])])
+        header = ["KEY", "DESCRIPTION", "ALLOWED TENANTS", "ALIVE WORKERS", "QUEUED", "RUNNING"]
+        for line in _table(header, rows):
+            self.stdout.write(line)
