@@ -162,6 +162,8 @@ def taskrun_execute(*, taskrun_id: str, attempt: int, worker_id: str) -> None:
 def taskrun_finish(*, run: TaskRun, task, state: str, outputs: dict, error: str, logs: list) -> None:
     now = timezone.now()
     retrying = state == State.FAILED and _should_retry(task, run, now)
+    if state == State.FAILED and not retrying and task.allowFailure:
+        state = State.WARNING
     attempts = [*run.attempts, {
         "attempt": run.attempt, "state": state, "workerId": run.worker_id,
         "startDate": run.start_date.isoformat() if run.start_date else None, "endDate": now.isoformat(),
