@@ -40,8 +40,13 @@ def build_context(*, execution: Execution, document: FlowDocument, runs: list[Ta
     runs_by_id = {r.id: r for r in runs}
     if run is not None:
         runs_by_id[run.id] = run
-    trigger = execution.trigger or {}
-    context = {
+    context = execution_context(execution=execution, document=document, runs=runs, runs_by_id=runs_by_id)
+    return with_taskrun(context, run, runs_by_id) if run is not None else context
+
+
+def execution_context(*, execution: Execution, document: FlowDocument, runs: list[TaskRun], runs_by_id: dict) -> dict:
+    started = execution.start_date or execution.created
+    return {
         "inputs": execution.inputs,
         "vars": document.variables,
         "variables": document.variables,
@@ -52,27 +57,28 @@ def build_context(*, execution: Execution, document: FlowDocument, runs: list[Ta
             "revision": execution.flow_revision.revision,
             "tenantId": execution.tenant.key,
         },
-        "execution": {
-            "id": str(execution.id),
-            "startDate": (execution.start_date or execution.created).isoformat() if (execution.start_date or execution.created) else None,
-            "state": execution.state,
-        },
-        "trigger": trigger.get("variables") or {},
+        "execution": {"id": str(execution.id), "startDate": started.isoformat() if started else None, "state": execution.state},
+        "trigger": (execution.trigger or {}).get("variables") or {},
         "outputs": outputs_context(runs, runs_by_id),
     }
-    if run is not None:
-        parents = []
-        node = run
-        while node.parent_id and node.parent_id in runs_by_id:
-            node = runs_by_id[node.parent_id]
-            parents.append({"taskrun": {"id": str(node.id), "value": node.value}, "outputs": node.outputs})
-        context["taskrun"] = {
+
+
+def with_taskrun(context: dict, run: TaskRun, runs_by_id: dict) -> dict:
+    """The context as seen by one task run: adds taskrun, task, parent and parents."""
+    parents = []
+    node = run
+    while node.parent_id and node.parent_id in runs_by_id:
+        node = runs_by_id[node.parent_id]
+        parents.append({"taskrun": {"id": str(node.id), "value": node.value}, "outputs": node.outputs})
+    return {
+        **context,
+        "taskrun": {
             "id": str(run.id),
             "startDate": run.start_date.isoformat() if run.start_date else None,
             "value": run.value,
             "attemptsCount": run.attempt,
-        }
-        context["task"] = {"id": run.task_id, "type": run.task_type}
-        context["parents"] = parents
-        context["parent"] = parents[0] if parents else None
-    return context
+        },
+        "task": {"id": run.task_id, "type": run.task_type},
+        "parents": parents,
+        "parent": parents[0] if parents else None,
+    }

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from workers.selectors import alive_workers, queue_for_group, worker_group_problem
 
-from .context import build_context
+from .context import execution_context, with_taskrun
 from .definition import ParsedFlow, parse_flow_cached
 from .errors import UserError
 from .expressions import ExpressionError, is_truthy, render, render_deep
@@ -69,6 +69,8 @@ class _Pass:
         self.now = timezone.now()
         self.runs = runs
         self.by_scope = {run.scope_key: run for run in runs}
+        self.by_id = {run.id: run for run in runs}
+        self._context: dict | None = None
         self.started = {(run.parent_id, run.value) for run in runs}
         self.new_runs: list[TaskRun] = []
         self.changed: dict = {}
@@ -170,6 +172,13 @@ class _Pass:
         self.finish(run, state)
         return state
 
+    def context(self) -> dict:
+        """Outputs only change when task runs end, never during one pass: build them once."""
+        if self._context is None:
+            self._context = execution_context(execution=self.execution, document=self.document, runs=self.runs,
+                                              runs_by_id=self.by_id)
+        return self._context
+
     # --- creation -----------------------------------------------------------------------
 
     def create(self, task, parent: TaskRun | None, value: str | None) -> TaskRun:
@@ -180,8 +189,9 @@ class _Pass:
         )
         self.new_runs.append(run)
         self.by_scope[run.scope_key] = run
+        self.by_id[run.id] = run
         self.started.add((run.parent_id, run.value))
-        context = build_context(execution=self.execution, document=self.document, runs=self.runs + self.new_runs, run=run)
+        context = with_taskrun(self.context(), run, self.by_id)
         try:
             if task.runIf is not None and not is_truthy(render(task.runIf, context)):
                 transition(run, State.SKIPPED, self.now)

@@ -363,3 +363,30 @@ tasks:
     run = task_runs(execution)["oops"]
     assert execution.state == "FAILED"
     assert "{{ outputs.missing.value }}" in run.error and "missing" in run.error
+
+
+def test_outputs_inside_a_loop_are_keyed_by_value_through_nested_flowables(engine):
+    execution = run_flow("""
+id: nested_loop
+namespace: company.team
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["x", "y"]
+    tasks:
+      - id: block
+        type: io.kestra.plugin.core.flow.Sequential
+        tasks:
+          - id: first
+            type: io.kestra.plugin.core.debug.Return
+            format: "{{ taskrun.value }}1"
+          - id: second
+            type: io.kestra.plugin.core.debug.Return
+            format: "{{ outputs.first[taskrun.value].value }}2-{{ parent.taskrun.value }}"
+  - id: total
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.second['x'].value }} {{ outputs.second['y'].value }}"
+""")
+    assert execution.state == "SUCCESS"
+    assert len(execution.task_runs.all()) == 8
+    assert task_runs(execution)["total"].outputs == {"value": "x12-x y12-y"}
