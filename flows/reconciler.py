@@ -14,7 +14,6 @@ from .engine import execution_advance, execution_kill, group_label, publish_task
 from .errors import UserError
 from .models import Execution, LogLine, State, TaskRun
 
-REPUBLISH_AFTER = timedelta(seconds=getattr(settings, "REPUBLISH_AFTER_SECONDS", 30))
 
 
 def _queue_length(queue: str) -> int | None:
@@ -76,7 +75,7 @@ def taskruns_reconcile() -> dict:
                 if _end_waiting(run, State.FAILED, message, now):
                     counts["failed"] += 1
                     to_advance.add(run.execution_id)
-        elif waited > REPUBLISH_AFTER:
+        elif waited.total_seconds() > settings.REPUBLISH_AFTER_SECONDS:
             queue = queue_for_group(key)
             if queue not in queue_lengths:
                 queue_lengths[queue] = _queue_length(queue)

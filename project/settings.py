@@ -121,4 +121,7 @@ CELERY_BEAT_SCHEDULE = {
 
 # A worker is alive while its last heartbeat is younger than 3 intervals (SPEC §3).
 WORKER_HEARTBEAT_INTERVAL = float(os.environ.get("WORKER_HEARTBEAT_INTERVAL", "5"))
+# A task run still CREATED this long after publishing, in a group with workers and an empty queue,
+# had its message lost (broker restart, purge): the reconciler publishes it again.
+REPUBLISH_AFTER_SECONDS = float(os.environ.get("REPUBLISH_AFTER_SECONDS", "30"))
 RESERVED_WORKER_GROUP_KEYS = frozenset({"default", "executor", "scheduler"})
