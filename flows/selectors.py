@@ -1,5 +1,11 @@
-from .errors import NotFound
-from .models import Flow, Namespace, Tenant
+import time
+import uuid
+
+from django.db.models import Q
+
+from .definition import parse_flow_cached
+from .errors import NotFound, UserError
+from .models import TERMINAL_STATES, Execution, Flow, LogLine, Namespace, TaskRun, Tenant
 
 DEFAULT_TENANT = "main"
 
@@ -58,3 +64,81 @@ def namespace_effective_defaults(tenant: Tenant, name: str) -> tuple[str, str]:
 def flow_revisions(flow: Flow) -> list:
     """Every kept revision of a flow, oldest first."""
     return list(flow.revisions.order_by("revision"))
+
+
+# --- executions -------------------------------------------------------------------------------
+
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
+
+
+def execution_get(tenant: Tenant, execution_id) -> Execution:
+    """An execution of `tenant`; one of another tenant does not exist for it."""
+    try:
+        execution_id = uuid.UUID(str(execution_id))
+    except ValueError:
+        execution = None
+    else:
+        execution = (
+            Execution.objects.select_related("tenant", "flow_revision").filter(tenant=tenant, id=execution_id).first()
+        )
+    if execution is None:
+        raise NotFound(f"execution '{execution_id}' does not exist in tenant '{tenant.key}'")
+    return execution
+
+
+def execution_task_runs(execution: Execution) -> list[TaskRun]:
+    """Task runs in creation order; those created together (Parallel branches, ForEach iterations)
+    in the order their tasks are declared, then in the order of the loop's values."""
+    try:
+        declared = parse_flow_cached(execution.flow_revision.source).tasks_by_id
+    except UserError:
+        declared = {}
+    order = {task_id: index for index, task_id in enumerate(declared)}
+    runs = list(execution.task_runs.all())
+    values = {run.id: run.outputs.get("values", []) for run in runs if isinstance(run.outputs, dict)}
+
+    def position(run: TaskRun) -> tuple:
+        loop_values = values.get(run.parent_id, [])
+        return (
+            run.created, order.get(run.task_id, len(order)),
+            loop_values.index(run.value) if run.value in loop_values else 0,
+        )
+
+    return sorted(runs, key=position)
+
+
+def execution_search(*, tenant: Tenant, namespace: str = "", flow_id: str = "", states: list[str] = (),
+                     page: int = 1, size: int = 25) -> tuple[list[Execution], int]:
+    """One page of a tenant's executions, newest first, and how many match in all. `namespace`
+    matches itself and its children, as in Kestra."""
+    matching = Execution.objects.filter(tenant=tenant)
+    if namespace:
+        matching = matching.filter(Q(namespace=namespace) | Q(namespace__startswith=f"{namespace}."))
+    if flow_id:
+        matching = matching.filter(flow_id=flow_id)
+    if states:
+        matching = matching.filter(state__in=states)
+    start = (page - 1) * size
+    results = (
+        matching.select_related("tenant", "flow_revision").prefetch_related("task_runs")
+        .order_by("-created", "-id")[start:start + size]
+    )
+    return list(results), matching.count()
+
+
+def execution_logs(execution: Execution, *, min_level: str = "") -> list[LogLine]:
+    """An execution's log lines, oldest first; with `min_level`, only that level and above."""
+    logs = execution.logs.all()
+    if min_level:
+        logs = logs.filter(level__in=LOG_LEVELS[LOG_LEVELS.index(min_level):])
+    return list(logs)
+
+
+def execution_wait(execution: Execution, *, timeout: float, interval: float = 0.1) -> Execution:
+    """Poll until the execution has ended or `timeout` seconds have passed; returns it refreshed."""
+    deadline = time.monotonic() + timeout
+    execution.refresh_from_db()
+    while execution.state not in TERMINAL_STATES and time.monotonic() < deadline:
+        time.sleep(interval)
+        execution.refresh_from_db()
+    return execution

@@ -1,4 +1,5 @@
-"""Request bodies: YAML flow sources as text, JSON objects checked by strict pydantic models.
+"""Request bodies and query parameters: YAML flow sources as text, JSON objects checked by
+strict pydantic models, execution inputs as form fields or JSON.
 
 Every fault becomes a located UserError: malformed JSON → 400 with line and column, a wrong
 type, a missing or an unknown property → 422 naming the property's path.
@@ -73,18 +74,81 @@ def text_body(request) -> str:
         raise UserError(f"the body is not UTF-8 text (byte {error.start})", status=400) from None
 
 
+def _json(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError([Fault(f"invalid JSON: {error.msg}", line=error.lineno, column=error.colno)], status=400) from None
+
+
 def json_body(request, model: type[Body]):
     text = text_body(request)
     if not text.strip():
         raise UserError("a JSON object is required as the request body", status=400)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise UserError([Fault(f"invalid JSON: {error.msg}", line=error.lineno, column=error.colno)], status=400) from None
-    try:
-        return model.model_validate(data)
+        return model.model_validate(_json(text))
     except pydantic.ValidationError as error:
         raise UserError([_fault(item) for item in error.errors()]) from None
+
+
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def inputs_body(request) -> dict:
+    """Execution inputs, as Kestra takes them: form fields (multipart or urlencoded) or a JSON
+    object; no body at all means no inputs. Values stay as sent: the engine types them."""
+    if request.content_type in FORM_TYPES:
+        if request.FILES:
+            name = next(iter(request.FILES))
+            raise UserError(f"file inputs are not supported: send '{name}' as a form field", path=f"inputs.{name}")
+        return {key: values[-1] if len(values) == 1 else values for key, values in request.POST.lists()}
+    text = text_body(request)
+    if not text.strip():
+        return {}
+    if request.content_type not in ("application/json", "", "text/plain"):
+        raise UserError(
+            f"unsupported content type '{request.content_type}': send inputs as form fields or a JSON object",
+            status=415,
+        )
+    data = _json(text)
+    if not isinstance(data, dict):
+        raise UserError(f"inputs must be a JSON object of input id to value, got {type(data).__name__}",
+                        path="inputs")
+    return data
+
+
+def labels_query(request) -> dict:
+    """Kestra's `?labels=key:value`, repeated; a later value of the same key wins."""
+    labels = {}
+    for item in request.GET.getlist("labels"):
+        key, colon, value = item.partition(":")
+        if not colon or not key.strip():
+            raise UserError(f"label '{item}' must be written key:value", path="labels")
+        labels[key.strip()] = value
+    return labels
+
+
+def flag_query(request, name: str) -> bool:
+    text = request.GET.get(name, "")
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false", "1", "0", ""):
+        raise UserError(f"'{name}' must be true or false (got '{text}')", path=name)
+    return lowered in ("true", "1")
+
+
+def int_query(request, name: str, *, default: int, low: int, high: int | None = None) -> int:
+    """A whole-number query parameter within [low, high]; anything else is a located 422."""
+    text = request.GET.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise UserError(f"'{name}' must be a whole number {bounds} (got '{text}')", path=name)
+    return value
 
 
 def same_as_path(value: str | None, expected: str, *, path: str) -> None:

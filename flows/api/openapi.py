@@ -118,6 +118,59 @@ SCHEMAS: dict = {
             "health": ref("WorkerGroupHealth"), "created": DATE_TIME, "updated": DATE_TIME,
         },
     },
+    "StateHistory": {"type": "object", "properties": {"state": STRING, "date": DATE_TIME}},
+    "State": {
+        "type": "object",
+        "description": "Kestra's state: `current` is one of CREATED, RUNNING, SUCCESS, WARNING, FAILED, KILLING, "
+                       "KILLED, CANCELLED, SKIPPED, RETRYING; `duration` (ISO-8601) runs until `endDate`.",
+        "properties": {
+            "current": STRING, "histories": {"type": "array", "items": ref("StateHistory")},
+            "startDate": nullable(DATE_TIME), "endDate": nullable(DATE_TIME), "duration": nullable(STRING),
+        },
+    },
+    "TaskRunAttempt": {
+        "type": "object",
+        "properties": {"attempt": INTEGER, "workerId": nullable(STRING), "state": ref("State")},
+    },
+    "TaskRun": {
+        "type": "object",
+        "properties": {
+            "id": STRING, "executionId": STRING, "parentTaskRunId": nullable(STRING), "taskId": STRING,
+            "value": nullable(STRING),
+            "workerGroup": nullable({
+                "type": "object",
+                "description": "The resolved group (`key: null`: the default group) and fallback; null for "
+                               "flowable tasks, which the executor runs itself.",
+                "properties": {"key": nullable(STRING), "fallback": {"enum": ["WAIT", "FAIL", "CANCEL"]}},
+            }),
+            "workerId": nullable({"type": "string", "description": "Hostname (`<group>@<host>`) of the worker "
+                                                                   "running or that ran the current attempt."}),
+            "attempts": {"type": "array", "items": ref("TaskRunAttempt")},
+            "state": ref("State"), "outputs": {"type": "object"}, "error": nullable(STRING),
+        },
+    },
+    "Execution": {
+        "type": "object",
+        "properties": {
+            "id": STRING, "namespace": STRING, "flowId": STRING, "flowRevision": INTEGER, "tenantId": STRING,
+            "inputs": {"type": "object"},
+            "labels": {"type": "array", "items": {"type": "object", "properties": {"key": STRING, "value": STRING}}},
+            "trigger": nullable({"type": "object", "description": "The trigger that started it: `id`, `type`, "
+                                                                  "`variables`; null when started by hand."}),
+            "state": ref("State"), "taskRunList": {"type": "array", "items": ref("TaskRun")},
+        },
+    },
+    "ExecutionSearch": {
+        "type": "object",
+        "properties": {"results": {"type": "array", "items": ref("Execution")}, "total": INTEGER},
+    },
+    "LogEntry": {
+        "type": "object",
+        "properties": {
+            "timestamp": DATE_TIME, "level": {"enum": ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]},
+            "message": STRING, "executionId": STRING, "taskRunId": nullable(STRING), "taskId": nullable(STRING),
+        },
+    },
     **_request_schemas(NamespaceBody, TenantBody, WorkerGroupCreateBody, WorkerGroupUpdateBody),
 }
 
@@ -130,6 +183,14 @@ TENANT = _parameter("tenant", "Tenant key; `main` is the default tenant.")
 NAMESPACE = _parameter("namespace", "Dotted namespace, e.g. `company.team`.")
 FLOW_ID = _parameter("id", "Flow id.")
 GROUP_KEY = _parameter("key", "Worker group key (its Celery queue).")
+EXECUTION_ID = _parameter("execution_id", "Execution id (a UUID).")
+
+
+def _query(name: str, schema: dict, description: str, *, repeated: bool = False) -> dict:
+    if repeated:
+        schema = {"type": "array", "items": schema}
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description,
+            **({"style": "form", "explode": True} if repeated else {})}
 
 YAML_BODY = {
     "required": True,
@@ -142,14 +203,15 @@ ERRORS = {
     "401": "Missing or invalid bearer token",
     "404": "Unknown tenant, flow or worker group",
     "405": "Method not allowed here",
-    "409": "Already exists",
+    "409": "Already exists, or a conflicting state",
+    "415": "Unsupported content type",
     "422": "Invalid input: located faults",
 }
 
 
 def operation(summary: str, tag: str, *, ok: dict | None, body: dict | None = None, errors: str = "401 404 422",
               status: str = "200", secured: bool = True) -> dict:
-    responses = {status: {"description": "OK" if status == "200" else "No content"}}
+    responses = {status: {"description": {"200": "OK", "202": "Accepted", "204": "No content"}[status]}}
     if ok is not None:
         responses[status] |= json_content(ok)
     for code in errors.split():
@@ -241,7 +303,58 @@ PATHS: dict = {
         ),
         "delete": operation("Delete a worker group", "Worker groups", ok=None, status="204", errors="401 404"),
     },
-    # Executions: add "/api/v1/{tenant}/executions/..." operations here.
+    "/api/v1/{tenant}/executions/{namespace}/{id}": {
+        "parameters": FLOW_PATH,
+        "post": operation(
+            "Start an execution of the flow's current revision; bad inputs are refused (422, faults at "
+            "`inputs.<id>`) and nothing is created", "Executions",
+            ok=ref("Execution"), errors="400 401 404 409 415 422",
+            body={
+                "required": False,
+                "description": "Inputs as form fields or as a JSON object of input id to value; values are typed "
+                               "by the flow's input declarations.",
+                "content": {
+                    "multipart/form-data": {"schema": {"type": "object", "additionalProperties": STRING}},
+                    "application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": STRING}},
+                    "application/json": {"schema": {"type": "object"}},
+                },
+            },
+        ) | {"parameters": [
+            _query("labels", STRING, "A label `key:value`; repeat for more.", repeated=True),
+            _query("wait", BOOLEAN, "Answer only once the execution has ended (at most 10 minutes)."),
+        ]},
+    },
+    "/api/v1/{tenant}/executions/search": {
+        "parameters": [TENANT],
+        "get": operation(
+            "Search executions, newest first", "Executions", ok=ref("ExecutionSearch"), errors="401 404 422",
+        ) | {"parameters": [
+            _query("namespace", STRING, "The namespace and its children."),
+            _query("flowId", STRING, "Flow id."),
+            _query("state", STRING, "Current state; repeat for several.", repeated=True),
+            _query("page", {"type": "integer", "minimum": 1, "default": 1}, "1-based page."),
+            _query("size", {"type": "integer", "minimum": 1, "maximum": 500, "default": 25}, "Page size."),
+        ]},
+    },
+    "/api/v1/{tenant}/executions/{execution_id}": {
+        "parameters": [TENANT, EXECUTION_ID],
+        "get": operation("An execution with its task runs (group, worker, attempts, outputs)", "Executions",
+                         ok=ref("Execution"), errors="401 404"),
+    },
+    "/api/v1/{tenant}/executions/{execution_id}/kill": {
+        "parameters": [TENANT, EXECUTION_ID],
+        "delete": operation(
+            "Kill an execution: running task runs are stopped and nothing new starts (409 if it has ended)",
+            "Executions", ok=ref("Execution"), status="202", errors="401 404 409",
+        ),
+    },
+    "/api/v1/{tenant}/executions/{execution_id}/logs": {
+        "parameters": [TENANT, EXECUTION_ID],
+        "get": operation("An execution's log lines, oldest first", "Executions", ok=array_of("LogEntry"),
+                         errors="401 404 422") | {"parameters": [
+            _query("minLevel", {"enum": ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]}, "Only this level and above."),
+        ]},
+    },
 }
 
 

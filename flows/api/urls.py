@@ -37,9 +37,24 @@ urlpatterns = [
         "<str:tenant>/namespaces/<str:namespace>",
         route(GET=views.namespace_get, PUT=views.namespace_update), name="namespace",
     ),
-    # Tenant-scoped: executions, task runs, logs and triggers go here (SPEC §7), e.g.
-    #   path("<str:tenant>/executions/<str:namespace>/<str:flow_id>", route(POST=...), name="execution-create"),
-    # and their operations in openapi.PATHS.
+    # Tenant-scoped: executions. `search` comes before the execution id it would otherwise be
+    # taken for; ids under `.../kill` and `.../logs` are UUIDs, so a flow named `kill` or `logs`
+    # still reaches `executions/<namespace>/<flow_id>`.
+    path("<str:tenant>/executions/search", route(GET=views.execution_search), name="execution-search"),
+    path("<str:tenant>/executions/<str:execution_id>", route(GET=views.execution_get), name="execution"),
+    path(
+        "<str:tenant>/executions/<uuid:execution_id>/kill", route(DELETE=views.execution_kill),
+        name="execution-kill",
+    ),
+    path(
+        "<str:tenant>/executions/<uuid:execution_id>/logs", route(GET=views.execution_logs),
+        name="execution-logs",
+    ),
+    path(
+        "<str:tenant>/executions/<str:namespace>/<str:flow_id>", route(POST=views.execution_create),
+        name="execution-create",
+    ),
+    # Triggers go here (SPEC §7), with their operations in openapi.PATHS.
 
     # Keep last: any other path under /api/v1/ is a JSON 404, not Django's HTML page.
     re_path(r"^(?P<path>.*)$", csrf_exempt(views.not_found)),

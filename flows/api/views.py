@@ -5,14 +5,16 @@ auth, 405s and errors, so a handler only raises UserError and returns a response
 """
 from django.http import HttpResponse
 
-from flows import selectors, services
-from flows.errors import NotFound
+from flows import engine, selectors, services
+from flows.errors import NotFound, UserError
+from flows.models import State
 from workers import selectors as worker_selectors
 from workers import services as worker_services
 
 from . import rendering
 from .bodies import (
-    NamespaceBody, TenantBody, WorkerGroupCreateBody, WorkerGroupUpdateBody, json_body, same_as_path, text_body,
+    NamespaceBody, TenantBody, WorkerGroupCreateBody, WorkerGroupUpdateBody, flag_query, inputs_body, int_query,
+    json_body, labels_query, same_as_path, text_body,
 )
 from .openapi import openapi_document
 from .rendering import json_response
@@ -141,3 +143,62 @@ def worker_group_update(request, key: str):
 def worker_group_delete(request, key: str):
     worker_services.worker_group_delete(key=key)
     return HttpResponse(status=204)
+
+
+# --- executions -------------------------------------------------------------------------------
+
+WAIT_TIMEOUT = 600.0  # seconds `?wait=true` waits for an execution to end before answering as it is
+
+
+def _execution_response(execution, status: int = 200):
+    return json_response(
+        rendering.execution_json(execution, selectors.execution_task_runs(execution)), status=status,
+    )
+
+
+def execution_create(request, tenant: str, namespace: str, flow_id: str):
+    wait = flag_query(request, "wait")
+    execution = engine.execution_create(
+        tenant_key=tenant, namespace=namespace, flow_id=flow_id, inputs=inputs_body(request),
+        labels=labels_query(request), trigger=None,
+    )
+    if wait:
+        execution = selectors.execution_wait(execution, timeout=WAIT_TIMEOUT)
+    return _execution_response(execution)
+
+
+def execution_get(request, tenant: str, execution_id):
+    return _execution_response(selectors.execution_get(selectors.tenant_get(tenant), execution_id))
+
+
+def execution_search(request, tenant: str):
+    states = request.GET.getlist("state")
+    unknown = [state for state in states if state not in State.values]
+    if unknown:
+        raise UserError(f"unknown state '{unknown[0]}' (one of {', '.join(State.values)})", path="state")
+    executions, total = selectors.execution_search(
+        tenant=selectors.tenant_get(tenant),
+        namespace=request.GET.get("namespace", "").strip(),
+        flow_id=request.GET.get("flowId", "").strip(),
+        states=states,
+        page=int_query(request, "page", default=1, low=1),
+        size=int_query(request, "size", default=25, low=1, high=500),
+    )
+    results = [rendering.execution_json(item, selectors.execution_task_runs(item)) for item in executions]
+    return json_response({"results": results, "total": total})
+
+
+def execution_kill(request, tenant: str, execution_id):
+    execution = selectors.execution_get(selectors.tenant_get(tenant), execution_id)
+    engine.execution_kill(execution_id=execution.id)
+    execution.refresh_from_db()
+    return _execution_response(execution, status=202)
+
+
+def execution_logs(request, tenant: str, execution_id):
+    execution = selectors.execution_get(selectors.tenant_get(tenant), execution_id)
+    min_level = request.GET.get("minLevel", "").strip().upper()
+    if min_level and min_level not in selectors.LOG_LEVELS:
+        raise UserError(f"unknown level '{min_level}' (one of {', '.join(selectors.LOG_LEVELS)})", path="minLevel")
+    lines = selectors.execution_logs(execution, min_level=min_level)
+    return json_response([rendering.log_json(line) for line in lines])
