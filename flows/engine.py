@@ -301,6 +301,7 @@ def _advance_locked(execution: Execution) -> None:
     parsed = parse_flow_cached(execution.flow_revision.source)
     runs = list(execution.task_runs.all())
     evaluation = _Pass(execution, parsed, runs)
+    state_before = execution.state
     if execution.state == State.CREATED:
         execution.start_date = evaluation.now
         transition(execution, State.RUNNING, evaluation.now)
@@ -311,10 +312,10 @@ def _advance_locked(execution: Execution) -> None:
         return _advance_locked(execution)
     evaluation.save()
     if state != State.RUNNING:
-        final = State.KILLED if evaluation.killing else state
         execution.end_date = evaluation.now
-        transition(execution, final, evaluation.now)
-    execution.save(update_fields=["state", "state_history", "start_date", "end_date"])
+        transition(execution, State.KILLED if evaluation.killing else state, evaluation.now)
+    if execution.state != state_before:
+        execution.save(update_fields=["state", "state_history", "start_date", "end_date"])
 
 
 def _mark_killing(execution: Execution, now: datetime) -> None:
@@ -327,7 +328,7 @@ def _mark_killing(execution: Execution, now: datetime) -> None:
 
 
 def execution_advance(*, execution_id) -> None:
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         execution = _lock(execution_id)
         if execution is None or execution.state in TERMINAL_STATES:
             return

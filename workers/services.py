@@ -135,7 +135,7 @@ def taskrun_execute(*, taskrun_id: str, attempt: int, worker_id: str) -> None:
     execution = run.execution
     document = parse_flow_cached(execution.flow_revision.source).document
     task = parse_flow_cached(execution.flow_revision.source).tasks_by_id[run.task_id]
-    runs = list(execution.task_runs.only("id", "parent_id", "task_id", "task_type", "value", "outputs"))
+    runs = list(execution.task_runs.only("id", "execution_id", "parent_id", "task_id", "task_type", "value", "outputs"))
     timeout = parse_duration(task.timeout).total_seconds() if task.timeout else None
     runtime = Runtime(
         context=build_context(execution=execution, document=document, runs=runs, run=run),
