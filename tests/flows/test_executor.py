@@ -390,3 +390,74 @@ tasks:
     assert execution.state == "SUCCESS"
     assert len(execution.task_runs.all()) == 8
     assert task_runs(execution)["total"].outputs == {"value": "x12-x y12-y"}
+
+
+@pytest.fixture
+def http_server():
+    """A local HTTP server: GET /ok answers 200, POST /echo returns the JSON it got, the rest 404."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, code: int, body: str):
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Seen", self.headers.get("X-Token", ""))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def do_GET(self):
+            self._answer(200, '{"status": "up"}') if self.path == "/ok" else self._answer(404, "{}")
+
+        def do_POST(self):
+            received = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            self._answer(200, json.dumps({"echo": received}))
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_http_request_outputs_code_headers_and_body(engine, http_server):
+    execution = run_flow(f"""
+id: http
+namespace: company.team
+tasks:
+  - id: status
+    type: io.kestra.plugin.core.http.Request
+    uri: {http_server}/ok
+    headers: {{X-Token: "{{{{ flow.id }}}}"}}
+  - id: post
+    type: io.kestra.plugin.core.http.Request
+    uri: {http_server}/echo
+    method: POST
+    body: {{n: 1}}
+  - id: missing
+    type: io.kestra.plugin.core.http.Request
+    uri: {http_server}/nope
+""")
+    runs = task_runs(execution)
+    assert execution.state == "FAILED"
+    assert (runs["status"].outputs["code"], runs["status"].outputs["body"]) == (200, '{"status": "up"}')
+    assert runs["status"].outputs["headers"]["x-seen"] == "http"
+    assert runs["post"].outputs["body"] == '{"echo": {"n": 1}}'
+    assert runs["missing"].state == "FAILED" and "HTTP 404" in runs["missing"].error
+
+
+def test_the_expression_context_holds_flow_execution_task_and_labels(engine):
+    execution = run_flow("""
+id: context
+namespace: company.team
+labels: {team: data}
+variables: {greeting: hello}
+tasks:
+  - id: show
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ vars.greeting }} {{ flow.namespace }}.{{ flow.id }} r{{ flow.revision }} {{ flow.tenantId }} {{ task.id }} {{ taskrun.attemptsCount }} {{ labels.team }} {{ execution.id }}"
+""")
+    assert task_runs(execution)["show"].outputs["value"] == f"hello company.team.context r1 main show 1 data {execution.id}"
