@@ -9,7 +9,7 @@ import pydantic
 from . import schema
 from .errors import Fault, UserError
 from .expressions import ExpressionError, check_syntax, is_template
-from .yaml_source import LocatedDocument, load_located
+from .yaml_source import LocatedDocument, load_located, path_to_text
 
 TASK_LIST_KEYS = ("tasks", "then", "else", "defaults", "errors")
 
@@ -206,11 +206,12 @@ def _data_path(data: Any, loc: tuple) -> tuple[tuple, Any]:
 def _duplicate_ids(located: LocatedDocument) -> list[Fault]:
     faults = []
     seen: dict[str, tuple] = {}
-    for path, task in _raw_tasks(located.data):
+    # In document order, so the fault is on the later occurrence wherever the two stand (cases, defaults...).
+    for path, task in sorted(_raw_tasks(located.data), key=lambda item: located.locate(item[0])):
         task_id = task.get("id")
         if isinstance(task_id, str):
             if task_id in seen:
-                faults.append(located.fault(path + ("id",), f"duplicate task id '{task_id}' (first used at {'.'.join(map(str, seen[task_id]))})"))
+                faults.append(located.fault(path + ("id",), f"duplicate task id '{task_id}' (first used at {path_to_text(seen[task_id])})"))
             else:
                 seen[task_id] = path
     trigger_ids: set[str] = set()

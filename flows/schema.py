@@ -4,7 +4,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from croniter import croniter
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .durations import parse_duration
 
@@ -12,14 +12,14 @@ ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
 NAMESPACE_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 
 
-def _check_duration(value: str) -> str:
+def _check_duration(value: Any) -> Any:
     if isinstance(value, str) and ("{{" in value):
         return value
-    parse_duration(value)
+    parse_duration(value)  # a number (`interval: 30`) gets the same ISO-8601 message as a bad string
     return value
 
 
-Duration = Annotated[str, AfterValidator(_check_duration)]
+Duration = Annotated[str, BeforeValidator(_check_duration)]
 Fallback = Literal["WAIT", "FAIL", "CANCEL"]
 
 
@@ -249,12 +249,12 @@ class ScheduleTrigger(TriggerBase):
     def _check_cron(cls, value: str, info: ValidationInfo) -> str:
         with_seconds = bool(info.data.get("withSeconds"))
         expected = 6 if with_seconds else 5
-        valid = value.startswith("@") or len(value.split()) == expected
-        if valid:
-            valid = croniter.is_valid(value, second_at_beginning=with_seconds)
-        if not valid:
+        fields = len(value.split())
+        if not value.startswith("@") and fields != expected:
             hint = "6 fields, seconds first (withSeconds: true)" if with_seconds else "5 fields"
-            raise ValueError(f"invalid cron expression '{value}': expected {hint}")
+            raise ValueError(f"invalid cron expression '{value}': expected {hint}, found {fields}")
+        if not croniter.is_valid(value, second_at_beginning=with_seconds):
+            raise ValueError(f"invalid cron expression '{value}': a field is out of range or malformed")
         return value
 
 
