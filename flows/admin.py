@@ -266,7 +266,22 @@ class FlowForm(ServiceForm):
         return flow_upload(source=self.cleaned_data["source"], tenant_key=self.chosen_tenant_key)
 
 
-class FlowRevisionInline(admin.TabularInline):
+class NoEditMixin:
+    """Rows written by the engine or by services only: nothing to add or change by hand."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyAdminMixin(NoEditMixin):
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class FlowRevisionInline(NoEditMixin, admin.TabularInline):
     model = FlowRevision
     fields = ("revision", "created", "source_text")
     readonly_fields = fields
@@ -274,30 +289,18 @@ class FlowRevisionInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
     @admin.display(description="source")
     def source_text(self, obj):
         lines = obj.source.count("\n") + 1
         return format_html("<details><summary>{} lines</summary><pre>{}</pre></details>", lines, obj.source)
 
 
-class TriggerStateInline(admin.TabularInline):
+class TriggerStateInline(NoEditMixin, admin.TabularInline):
     model = TriggerState
     fields = ("trigger_id", "next_evaluation", "last_evaluation", "worker_id", "last_result")
     readonly_fields = fields
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Flow)
@@ -335,15 +338,6 @@ class FlowAdmin(ServiceAdmin):
 # --- executions, logs, triggers: read-only ------------------------------------------------
 
 
-class ReadOnlyAdminMixin:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class TaskRunInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -397,18 +391,12 @@ class TriggerStateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(NoEditMixin, admin.ModelAdmin):
     """Tokens are created with `manage.py token create USERNAME`; here they can be seen and revoked."""
 
     list_display = ("user", "digest_prefix", "created", "last_used")
     fields = ("user", "digest_prefix", "created", "last_used")
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="token digest")
     def digest_prefix(self, obj):

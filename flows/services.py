@@ -1,9 +1,11 @@
 import hashlib
 import re
 import secrets
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from workers.models import WorkerGroup
 from workers.selectors import worker_group_allows
@@ -15,6 +17,7 @@ from .schema import NAMESPACE_PATTERN
 from .selectors import flow_get, tenant_get
 
 FALLBACKS = ("WAIT", "FAIL", "CANCEL")
+TOKEN_USE_RECORDED_EVERY = timedelta(minutes=1)
 TENANT_KEY_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
 
 
@@ -146,5 +149,8 @@ def token_user(token: str):
     api_token = ApiToken.objects.select_related("user").filter(digest=_digest(token)).first()
     if api_token is None or not api_token.user.is_active:
         return None
+    now = timezone.now()
+    if api_token.last_used is None or now - api_token.last_used > TOKEN_USE_RECORDED_EVERY:
+        ApiToken.objects.filter(pk=api_token.pk).update(last_used=now)
     return api_token.user
 

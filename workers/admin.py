@@ -1,7 +1,7 @@
 """Worker groups with their live health, and the workers seen through heartbeats (read-only)."""
 from django.contrib import admin
 
-from flows.admin import DEFAULT_GROUP_LABEL, ServiceAdmin, ServiceForm, health_html
+from flows.admin import DEFAULT_GROUP_LABEL, ReadOnlyAdminMixin, ServiceAdmin, ServiceForm, health_html
 
 from .models import Worker, WorkerGroup
 from .selectors import alive_since, worker_group_health
@@ -70,20 +70,11 @@ class WorkerGroupAdmin(ServiceAdmin):
 
 
 @admin.register(Worker)
-class WorkerAdmin(admin.ModelAdmin):
+class WorkerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("hostname", "group_list", "pid", "concurrency", "running", "last_heartbeat", "alive")
     search_fields = ("hostname",)
     fields = ("hostname", "group_list", "pid", "concurrency", "running", "first_seen", "last_heartbeat", "alive")
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="groups (queues)")
     def group_list(self, obj):
