@@ -23,16 +23,13 @@ class _DryRun(Exception):
 class ServiceForm(forms.ModelForm):
     """An admin form whose object is stored by a service, never by `form.save()`.
 
-    `clean()` runs the service as a dry run (its transaction is rolled back), so the form shows the
-    same errors as the API and the CLI; `ServiceAdmin.save_model()` then runs it for real.
+    Subclasses define `call_service()`, which stores the form's data through the service and returns
+    the stored object. `clean()` runs it as a dry run (its transaction is rolled back), so the form
+    shows the same errors as the API and the CLI; `ServiceAdmin.save_model()` then runs it for real.
     """
 
     # Fault path (as the service names it) → form field that shows it; others go on top of the form.
     fault_fields: dict[str, str] = {}
-
-    def call_service(self):
-        """Store the form's data through the service; return the stored object."""
-        raise NotImplementedError
 
     def check_with_service(self) -> None:
         try:
