@@ -50,13 +50,13 @@ tasks:
     tasks:
       - id: a
         type: io.kestra.plugin.core.flow.Sleep
-        duration: PT0.5S
+        duration: PT1.5S
       - id: b
         type: io.kestra.plugin.core.flow.Sleep
-        duration: PT0.5S
+        duration: PT1.5S
       - id: c
         type: io.kestra.plugin.core.flow.Sleep
-        duration: PT0.5S
+        duration: PT1.5S
 """)
     runs = task_runs(execution)
     assert execution.state == "SUCCESS" and len(execution.task_runs.all()) == 4
