@@ -116,30 +116,34 @@ tasks:
     assert task_runs(from_tenant)["work"].fallback == "CANCEL"
 
 
-def test_a_worker_consuming_two_queues_serves_both_groups(engine):
-    worker_group_create(key="alpha")
-    worker_group_create(key="beta")
-    hostname = engine.start("alpha,beta", name="alphabeta", concurrency=1)
+def test_a_worker_consuming_gpu_and_default_serves_both_groups(engine):
+    regulars = [host for host in engine.processes if host.split("@")[0] in ("default", "gpu")]
+    for hostname in regulars:
+        engine.stop(hostname)  # only the two-queue worker may take this flow's task runs
+    both = engine.start("gpu,default", name="both", concurrency=1)
     try:
-        workers_alive(hostname)
+        workers_alive(both)
         execution = run_flow("""
 id: two_groups
 namespace: company.team
 tasks:
-  - id: first
+  - id: on_gpu
     type: io.kestra.plugin.core.debug.Return
     format: a
-    workerGroup: {key: alpha}
-  - id: second
+    workerGroup: {key: gpu}
+  - id: on_default
     type: io.kestra.plugin.core.debug.Return
     format: b
-    workerGroup: {key: beta}
 """)
         runs = task_runs(execution)
         assert execution.state == "SUCCESS"
-        assert runs["first"].worker_id == hostname == runs["second"].worker_id
+        assert (runs["on_gpu"].worker_group, runs["on_default"].worker_group) == ("gpu", "")
+        assert runs["on_gpu"].worker_id == both == runs["on_default"].worker_id
         from workers.models import Worker
 
-        assert Worker.objects.get(hostname=hostname).groups == ["alpha", "beta"]
+        assert Worker.objects.get(hostname=both).groups == ["default", "gpu"]
     finally:
-        engine.stop(hostname)
+        engine.stop(both)
+        for hostname in regulars:
+            engine.start(hostname.split("@")[0])
+        workers_alive(*regulars)
