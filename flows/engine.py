@@ -28,9 +28,22 @@ RUN_TASKRUN = "workers.run_taskrun"
 ADVANCE_EXECUTION = "flows.execution_advance"
 
 
+def history_with(obj, *states: str, when: datetime) -> list:
+    """`obj`'s state history with `states` appended, for a conditional update to write."""
+    return [*obj.state_history, *({"state": state, "date": when.isoformat()} for state in states)]
+
+
 def transition(obj, state: str, when: datetime) -> None:
     obj.state = state
-    obj.state_history = [*obj.state_history, {"state": state, "date": when.isoformat()}]
+    obj.state_history = history_with(obj, state, when=when)
+
+
+def attempts_with(run: TaskRun, state: str, when: datetime) -> list:
+    """`run`'s attempts with the current one recorded as ended in `state`."""
+    return [*run.attempts, {
+        "attempt": run.attempt, "state": state, "workerId": run.worker_id,
+        "startDate": run.start_date.isoformat() if run.start_date else None, "endDate": when.isoformat(),
+    }]
 
 
 def scope_key(parent_id, task_id: str, value: str | None) -> str:

@@ -124,7 +124,6 @@ class TaskRun(models.Model):
     task_id = models.CharField(max_length=255)
     task_type = models.CharField(max_length=255)
     value = models.TextField(null=True, blank=True)
-    iteration = models.PositiveIntegerField(default=0)
     worker_group = models.CharField(max_length=100, blank=True, default="")
     fallback = models.CharField(max_length=10, choices=FALLBACK_CHOICES, default="WAIT")
     max_wait_seconds = models.FloatField(null=True, blank=True)

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from workers.selectors import alive_workers, queue_for_group, worker_group_problem
 
-from .engine import execution_advance, execution_kill, group_label, publish_taskruns, transition
+from .engine import attempts_with, execution_advance, execution_kill, group_label, history_with, publish_taskruns
 from .errors import UserError
 from .models import Execution, LogLine, State, TaskRun
 
@@ -25,10 +25,10 @@ def _queue_length(queue: str) -> int | None:
 
 
 def _end_waiting(run: TaskRun, state: str, message: str, now) -> bool:
-    history = [*run.state_history, {"state": state, "date": now.isoformat()}]
     with transaction.atomic():
         ended = TaskRun.objects.filter(id=run.id, state=State.CREATED, attempt=run.attempt).update(
-            state=state, error=message if state == State.FAILED else "", end_date=now, state_history=history
+            state=state, error=message if state == State.FAILED else "", end_date=now,
+            state_history=history_with(run, state, when=now),
         )
         if ended:
             LogLine.objects.create(execution_id=run.execution_id, task_run_id=run.id, task_id=run.task_id,
@@ -108,18 +108,13 @@ def _reattempt(run: TaskRun, now) -> bool:
     killing = Execution.objects.filter(id=run.execution_id, state=State.KILLING).exists()
     with transaction.atomic():
         if killing:
-            history = [*run.state_history, {"state": State.KILLED, "date": now.isoformat()}]
             changed = TaskRun.objects.filter(id=run.id, state=State.RUNNING, attempt=run.attempt).update(
-                state=State.KILLED, end_date=now, state_history=history
+                state=State.KILLED, end_date=now, state_history=history_with(run, State.KILLED, when=now)
             )
             return bool(changed)
-        transition(run, State.CREATED, now)
-        attempts = [*run.attempts, {"attempt": run.attempt, "state": State.FAILED, "workerId": run.worker_id,
-                                    "startDate": run.start_date.isoformat() if run.start_date else None,
-                                    "endDate": now.isoformat()}]
         changed = TaskRun.objects.filter(id=run.id, state=State.RUNNING, attempt=run.attempt).update(
-            state=State.CREATED, attempt=run.attempt + 1, attempts=attempts, state_history=run.state_history,
-            worker_id="", published=now,
+            state=State.CREATED, attempt=run.attempt + 1, attempts=attempts_with(run, State.FAILED, now),
+            state_history=history_with(run, State.CREATED, when=now), worker_id="", published=now,
         )
         if changed:
             LogLine.objects.create(execution_id=run.execution_id, task_run_id=run.id, task_id=run.task_id, level="WARN",
@@ -127,7 +122,3 @@ def _reattempt(run: TaskRun, now) -> bool:
             item = (str(run.id), run.attempt + 1, run.worker_group)
             transaction.on_commit(lambda: publish_taskruns([item]))
     return bool(changed)
-
-
-def scheduler_tick() -> None:
-    taskruns_reconcile()

@@ -10,4 +10,4 @@ def execution_advance(execution_id: str) -> None:
 
 @shared_task(name="flows.scheduler_tick")
 def scheduler_tick() -> None:
-    reconciler.scheduler_tick()
+    reconciler.taskruns_reconcile()

@@ -15,6 +15,17 @@ from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+# A one-task flow whose task targets `{group}`: the upload tests fill in the key they need.
+LOG_FLOW_ON_GROUP = """\
+id: hello
+namespace: company.team
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+    workerGroup:
+      key: {group}
+"""
 TERMINAL = {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED"}
 
 
@@ -152,7 +163,6 @@ def engine(cluster, transactional_db):
 def run_flow(source: str, *, inputs: dict | None = None, tenant: str = "main", timeout: float = 45.0):
     """Upload `source`, execute it and wait until the execution ends; returns the execution."""
     from flows.engine import execution_create
-    from flows.models import Execution
     from flows.services import flow_upload
 
     flow = flow_upload(source=source, tenant_key=tenant)

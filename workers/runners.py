@@ -22,7 +22,7 @@ from typing import Callable
 import httpx
 
 from flows.durations import parse_duration
-from flows.expressions import is_truthy, render, render_deep
+from flows.expressions import is_truthy, render_deep
 
 OUTPUT_LINE = re.compile(r"^::(\{.*\})::\s*$")
 MAX_OUTPUT_FILE_BYTES = 1_000_000

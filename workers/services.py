@@ -9,7 +9,7 @@ from django.utils import timezone
 from flows.context import build_context
 from flows.definition import parse_flow_cached
 from flows.durations import parse_duration
-from flows.engine import execution_advance, publish_taskruns
+from flows.engine import attempts_with, execution_advance, history_with, publish_taskruns
 from flows.errors import NotFound, UserError
 from flows.expressions import ExpressionError
 from flows.models import Execution, LogLine, State, TaskRun, Tenant
@@ -118,7 +118,7 @@ def taskrun_claim(*, taskrun_id: str, attempt: int, worker_id: str) -> TaskRun |
     if run is None:
         return None
     now = timezone.now()
-    history = [*run.state_history, {"state": State.RUNNING, "date": now.isoformat()}]
+    history = history_with(run, State.RUNNING, when=now)
     claimed = TaskRun.objects.filter(id=run.id, state=State.CREATED, attempt=attempt).update(
         state=State.RUNNING, worker_id=worker_id, start_date=now, state_history=history
     )
@@ -133,8 +133,8 @@ def taskrun_execute(*, taskrun_id: str, attempt: int, worker_id: str) -> None:
     if run is None:
         return
     execution = run.execution
-    document = parse_flow_cached(execution.flow_revision.source).document
-    task = parse_flow_cached(execution.flow_revision.source).tasks_by_id[run.task_id]
+    parsed = parse_flow_cached(execution.flow_revision.source)
+    document, task = parsed.document, parsed.tasks_by_id[run.task_id]
     runs = list(execution.task_runs.only("id", "execution_id", "parent_id", "task_id", "task_type", "value", "outputs"))
     timeout = parse_duration(task.timeout).total_seconds() if task.timeout else None
     runtime = Runtime(
@@ -164,31 +164,28 @@ def taskrun_finish(*, run: TaskRun, task, state: str, outputs: dict, error: str,
     retrying = state == State.FAILED and _should_retry(task, run, now)
     if state == State.FAILED and not retrying and task.allowFailure:
         state = State.WARNING
-    attempts = [*run.attempts, {
-        "attempt": run.attempt, "state": state, "workerId": run.worker_id,
-        "startDate": run.start_date.isoformat() if run.start_date else None, "endDate": now.isoformat(),
-    }]
-    history = [*run.state_history, {"state": state, "date": now.isoformat()}]
+    attempts = attempts_with(run, state, now)
+    running = TaskRun.objects.filter(id=run.id, state=State.RUNNING, attempt=run.attempt)
     with transaction.atomic():
+        if retrying:
+            delay = _retry_delay(task.retry, run.attempt)
+            updated = running.update(
+                state=State.CREATED, attempt=run.attempt + 1, attempts=attempts, error=error, outputs=outputs,
+                state_history=history_with(run, state, State.RETRYING, State.CREATED, when=now),
+                worker_id="", published=now,
+            )
+            if updated:
+                logs = [*logs, ("WARN", f"attempt {run.attempt} failed; retrying in {delay:g}s")]
+                item = (str(run.id), run.attempt + 1, run.worker_group)
+                transaction.on_commit(lambda: publish_taskruns([item], countdown=delay or None))
+        else:
+            updated = running.update(
+                state=state, outputs=outputs, error=error, end_date=now, attempts=attempts,
+                state_history=history_with(run, state, when=now),
+            )
         LogLine.objects.bulk_create(
             LogLine(execution_id=run.execution_id, task_run_id=run.id, task_id=run.task_id, level=level, message=message)
             for level, message in logs
         )
-        if retrying:
-            delay = _retry_delay(task.retry, run.attempt)
-            history += [{"state": State.RETRYING, "date": now.isoformat()}, {"state": State.CREATED, "date": now.isoformat()}]
-            updated = TaskRun.objects.filter(id=run.id, state=State.RUNNING, attempt=run.attempt).update(
-                state=State.CREATED, attempt=run.attempt + 1, attempts=attempts, state_history=history,
-                error=error, outputs=outputs, worker_id="", published=now,
-            )
-            if updated:
-                LogLine.objects.create(execution_id=run.execution_id, task_run_id=run.id, task_id=run.task_id, level="WARN",
-                                       message=f"attempt {run.attempt} failed; retrying in {delay:g}s")
-                item = (str(run.id), run.attempt + 1, run.worker_group)
-                transaction.on_commit(lambda: publish_taskruns([item], countdown=delay or None))
-            return
-        updated = TaskRun.objects.filter(id=run.id, state=State.RUNNING, attempt=run.attempt).update(
-            state=state, outputs=outputs, error=error, end_date=now, state_history=history, attempts=attempts,
-        )
-        if updated:
+        if updated and not retrying:
             execution_advance(execution_id=run.execution_id)

@@ -11,18 +11,10 @@ from django.urls import reverse
 from flows.models import Execution, Flow, FlowRevision, LogLine, State, TaskRun, Tenant
 from flows.services import flow_upload, tenant_create
 from workers.models import WorkerGroup
+from tests.conftest import LOG_FLOW_ON_GROUP
 from workers.services import worker_group_create, worker_heartbeat
 
-FLOW = """\
-id: hello
-namespace: company.team
-tasks:
-  - id: say
-    type: io.kestra.plugin.core.log.Log
-    message: hi
-    workerGroup:
-      key: {group}
-"""
+FLOW = LOG_FLOW_ON_GROUP
 
 
 @pytest.fixture

@@ -10,20 +10,11 @@ from django.core.management.base import CommandError
 
 from flows.models import Flow, FlowRevision, Namespace, Tenant
 from flows.services import tenant_create, token_user
+from tests.conftest import LOG_FLOW_ON_GROUP, ROOT as PROJECT
 from workers.services import worker_group_create
 
-PROJECT = Path(__file__).resolve().parents[2]
 
-FLOW = """\
-id: hello
-namespace: company.team
-tasks:
-  - id: say
-    type: io.kestra.plugin.core.log.Log
-    message: hi
-    workerGroup:
-      key: {group}
-"""
+FLOW = LOG_FLOW_ON_GROUP
 
 
 def write(tmp_path, name: str, text: str) -> str:

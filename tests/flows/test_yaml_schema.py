@@ -44,7 +44,7 @@ def assert_single_fault(source: str, message: str, line: int, column: int) -> No
 
 
 def test_unknown_task_type_is_refused_at_its_type():
-    bad = doc(f"""\
+    bad = doc("""\
         tasks:
           - id: hello
             type: io.kestra.plugin.core.log.Nope
@@ -264,7 +264,7 @@ def test_duplicate_trigger_id_is_refused():
 # --- ISO-8601 durations ------------------------------------------------------------------
 
 DURATION_PLACES = {
-    "Sleep.duration": (f"""\
+    "Sleep.duration": ("""\
         tasks:
           - id: nap
             type: io.kestra.plugin.core.flow.Sleep

@@ -2,12 +2,15 @@
 import time
 
 import pytest
+import redis
+from django.utils import timezone
 
 from flows.engine import execution_create
 from flows.models import State, TaskRun
 from flows.reconciler import taskruns_reconcile
 from flows.services import flow_upload
 from tests.conftest import run_flow, task_runs, wait_execution, wait_for, workers_alive
+from workers.models import Worker
 from workers.services import worker_group_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,7 +58,8 @@ def test_wait_stays_created_until_a_worker_of_the_group_starts(engine):
                            message="the waiting log line")
     assert waiting_log.level == "WARN"
     taskruns_reconcile()  # a pass with no worker keeps WAIT waiting
-    time.sleep(1.5)  # the claim of a worker would happen in this window if the message leaked elsewhere
+    broker = redis.Redis.from_url(engine.env["CELERY_BROKER_URL"])
+    assert broker.llen("late") == 1  # published to the group's own queue, where no other worker looks
     run.refresh_from_db()
     assert run.state == State.CREATED and run.worker_id == ""
     hostname = engine.start("late", concurrency=1)
@@ -123,7 +127,11 @@ tasks:
     comeback = engine.start("flaky", name="comeback", concurrency=1)
     try:
         workers_alive(comeback)
-        time.sleep(2)  # give the returning worker time to consume every message left in the queue
+        broker = redis.Redis.from_url(engine.env["CELERY_BROKER_URL"])
+        wait_for(lambda: broker.llen("flaky") == 0, message="the returning worker to consume what was queued")
+        drained = timezone.now()
+        wait_for(lambda: Worker.objects.filter(hostname=comeback, running=0, last_heartbeat__gt=drained).exists(),
+                 message="a heartbeat showing it has finished with them")
         assert {run.id: (run.state, run.attempt) for run in finished.task_runs.all()} == states_before
         assert not TaskRun.objects.filter(execution=execution, worker_id=comeback).exists()
     finally:

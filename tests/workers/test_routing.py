@@ -2,7 +2,7 @@
 import pytest
 
 from flows.services import namespace_set, tenant_create
-from tests.conftest import run_flow, task_runs, wait_for, workers_alive
+from tests.conftest import run_flow, task_runs, workers_alive
 from workers.services import worker_group_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
