@@ -1,16 +1,18 @@
-"""The product's UI (SPEC §7). Forms parse input, services validate and store, exactly as API and CLI do."""
+"""The product's UI: the Django admin. Forms parse input; services validate and store, exactly as
+the API and the CLI do; selectors feed the read-only pages."""
 from django import forms
 from django.contrib import admin
 from django.db import transaction
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from workers.models import WorkerGroup
-
 from .errors import UserError
-from .models import ApiToken, Execution, Flow, FlowRevision, LogLine, Namespace, TaskRun, Tenant, TriggerState
-from .selectors import DEFAULT_TENANT
-from .services import flow_delete, flow_upload, flow_validate, namespace_set, tenant_create, tenant_update
+from .models import ApiToken, Execution, Flow, FlowRevision, LogLine, Namespace, TaskRun, Tenant, Worker, WorkerGroup
+from .selectors import DEFAULT_TENANT, alive_since, worker_group_health
+from .services import (
+    flow_delete, flow_upload, flow_validate, namespace_set, tenant_create, tenant_update, worker_group_create,
+    worker_group_delete, worker_group_update,
+)
 
 DEFAULT_GROUP_LABEL = "(default)"
 INHERIT_LABEL = "(not set: inherit)"
@@ -77,12 +79,11 @@ class ServiceAdmin(admin.ModelAdmin):
 
 
 def tenant_key_choices() -> list[tuple[str, str]]:
-    keys = set(Tenant.objects.values_list("key", flat=True)) | {DEFAULT_TENANT}
-    return [(key, key) for key in sorted(keys)]
+    return [(key, key) for key in Tenant.objects.order_by("key").values_list("key", flat=True)]
 
 
 def _tenant_field(form: forms.ModelForm) -> None:
-    """A stored object keeps its tenant; a new one picks it (the `main` tenant exists on first use)."""
+    """A stored object keeps its tenant; a new one picks it."""
     if form.instance.pk:
         del form.fields["tenant_key"]
     else:
@@ -292,14 +293,6 @@ class FlowRevisionInline(NoEditMixin, admin.TabularInline):
         return format_html("<details><summary>{} lines</summary><pre>{}</pre></details>", lines, obj.source)
 
 
-class TriggerStateInline(NoEditMixin, admin.TabularInline):
-    model = TriggerState
-    fields = ("trigger_id", "next_evaluation", "last_evaluation", "worker_id", "last_result")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-
 @admin.register(Flow)
 class FlowAdmin(ServiceAdmin):
     form = FlowForm
@@ -307,7 +300,7 @@ class FlowAdmin(ServiceAdmin):
     list_filter = ("tenant", "deleted", "disabled", "namespace")
     search_fields = ("flow_id", "namespace")
     list_select_related = ("tenant",)
-    inlines = [FlowRevisionInline, TriggerStateInline]
+    inlines = [FlowRevisionInline]
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
@@ -332,9 +325,7 @@ class FlowAdmin(ServiceAdmin):
             self.delete_model(request, flow)
 
 
-# --- executions, logs, triggers: read-only ------------------------------------------------
-
-
+# --- executions and logs: read-only ------------------------------------------------------------
 
 
 class TaskRunInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -379,14 +370,6 @@ class LogLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("execution",)
 
 
-@admin.register(TriggerState)
-class TriggerStateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("flow", "trigger_id", "next_evaluation", "last_evaluation", "worker_id", "lock_owner", "locked_until")
-    list_filter = ("flow__tenant",)
-    search_fields = ("trigger_id", "flow__flow_id", "flow__namespace")
-    list_select_related = ("flow",)
-
-
 @admin.register(ApiToken)
 class ApiTokenAdmin(NoEditMixin, admin.ModelAdmin):
     """Tokens are created with `manage.py token create USERNAME`; here they can be seen and revoked."""
@@ -409,3 +392,83 @@ def health_html(health: dict):
         '<strong style="color: {}">{} alive</strong>{}<br>{} queued, {} running',
         colour, alive, format_html(": {}", hostnames) if alive else "", health["queued"], health["running"],
     )
+
+
+# --- worker groups, with their live health, and workers (read-only) -----------------------------
+
+
+class WorkerGroupForm(ServiceForm):
+    fault_fields = {"key": "key", "allowedTenants": "allowed_tenants"}
+
+    class Meta:
+        model = WorkerGroup
+        fields = ["key", "description", "allowed_tenants"]
+        help_texts = {
+            "key": "The Celery queue its workers consume: celery -A project worker -Q KEY.",
+            "allowed_tenants": "Tenants that may run tasks on this group; none selected = every tenant.",
+        }
+
+    def call_service(self):
+        data = self.cleaned_data
+        tenants = [tenant.key for tenant in data.get("allowed_tenants") or []]
+        if self.instance.pk:
+            return worker_group_update(key=self.instance.key, description=data.get("description", ""), allowed_tenants=tenants)
+        return worker_group_create(key=data["key"], description=data.get("description", ""), allowed_tenants=tenants)
+
+
+@admin.register(WorkerGroup)
+class WorkerGroupAdmin(ServiceAdmin):
+    form = WorkerGroupForm
+    change_list_template = "admin/flows/workergroup/change_list.html"
+    list_display = ("key", "description", "tenants", "health", "updated")
+    search_fields = ("key", "description")
+    filter_horizontal = ("allowed_tenants",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("allowed_tenants")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("key", "health", "created", "updated") if obj else ()
+
+    def get_fields(self, request, obj=None):
+        fields = ["key", "description", "allowed_tenants"]
+        return fields + ["health", "created", "updated"] if obj else fields
+
+    @admin.display(description="allowed tenants")
+    def tenants(self, obj):
+        return ", ".join(tenant.key for tenant in obj.allowed_tenants.all()) or "(all tenants)"
+
+    @admin.display(description="health (live)")
+    def health(self, obj):
+        return health_html(worker_group_health([obj.key])[obj.key])
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "default_group_label": DEFAULT_GROUP_LABEL,
+            "default_group_health": health_html(worker_group_health([""])[""]),
+        }
+        return super().changelist_view(request, extra_context=extra_context)
+
+    def delete_model(self, request, obj):
+        worker_group_delete(key=obj.key)
+
+    def delete_queryset(self, request, queryset):
+        for group in queryset:
+            worker_group_delete(key=group.key)
+
+
+@admin.register(Worker)
+class WorkerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("hostname", "group_list", "pid", "concurrency", "running", "last_heartbeat", "alive")
+    search_fields = ("hostname",)
+    fields = ("hostname", "group_list", "pid", "concurrency", "running", "first_seen", "last_heartbeat", "alive")
+    readonly_fields = fields
+
+    @admin.display(description="groups (queues)")
+    def group_list(self, obj):
+        return ", ".join(obj.groups)
+
+    @admin.display(description="alive", boolean=True)
+    def alive(self, obj):
+        return obj.last_heartbeat >= alive_since()

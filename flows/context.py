@@ -1,4 +1,4 @@
-"""The expression context of SPEC §4, built from plain dicts only (never model instances)."""
+"""The expression context, built from plain dicts only (never model instances)."""
 from .models import Execution, TaskRun
 from .schema import FlowDocument
 

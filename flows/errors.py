@@ -20,13 +20,16 @@ class Fault:
 
 
 class UserError(Exception):
-    """Bad input: carries one or more located faults; raising it means nothing was stored."""
+    """Bad input: carries one or more located faults; raising it means nothing was stored.
 
-    def __init__(self, faults: "list[Fault] | str", *, path: str = "", status: int = 422):
+    The kinds below say what went wrong, never how to answer it: the API, the CLI and the admin each
+    render them their own way (the API maps each kind to a status code in one place).
+    """
+
+    def __init__(self, faults: "list[Fault] | str", *, path: str = ""):
         if isinstance(faults, str):
             faults = [Fault(message=faults, path=path)]
         self.faults = list(faults)
-        self.status = status
         super().__init__(self.message)
 
     @property
@@ -38,5 +41,8 @@ class UserError(Exception):
 
 
 class NotFound(UserError):
-    def __init__(self, message: str):
-        super().__init__(message, status=404)
+    """The thing named does not exist (or is not visible to the caller's tenant)."""
+
+
+class Conflict(UserError):
+    """The request is well formed but clashes with what is stored: a key taken, an execution ended."""

@@ -1,4 +1,4 @@
-"""Typed execution inputs (SPEC §4): each value coerced to its declared type, or a clear error."""
+"""Typed execution inputs: each value coerced to its declared type, or a clear error."""
 import json
 from datetime import datetime
 from typing import Any

@@ -1,8 +1,21 @@
+"""Everything the product stores. Rules live in services, the engine and the reconciler; models
+hold data and the constraints the database can check."""
 import uuid
 
+from django.core.validators import RegexValidator
 from django.db import models
 
 FALLBACK_CHOICES = [("WAIT", "WAIT"), ("FAIL", "FAIL"), ("CANCEL", "CANCEL")]
+# Keys of tenants, worker groups, flows, tasks and inputs: Kestra's identifier pattern.
+KEY_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
+# Queues the product consumes itself; `default` is the queue of the default worker group.
+DEFAULT_QUEUE = "default"
+RESERVED_GROUP_KEYS = frozenset({DEFAULT_QUEUE, "executor", "scheduler"})
+
+
+def queue_for_group(key: str) -> str:
+    """The Celery queue of a worker group, and its name in messages: the default group has no key."""
+    return key or DEFAULT_QUEUE
 
 
 class State(models.TextChoices):
@@ -165,24 +178,6 @@ class LogLine(models.Model):
         return f"[{self.level}] {self.message[:80]}"
 
 
-class TriggerState(models.Model):
-    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="trigger_states")
-    trigger_id = models.CharField(max_length=255)
-    next_evaluation = models.DateTimeField(null=True, blank=True)
-    last_evaluation = models.DateTimeField(null=True, blank=True)
-    last_result = models.JSONField(null=True, blank=True)
-    worker_id = models.CharField(max_length=255, blank=True, default="")
-    lock_owner = models.CharField(max_length=255, blank=True, default="")
-    locked_until = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["flow", "trigger_id"]
-        constraints = [models.UniqueConstraint(fields=["flow", "trigger_id"], name="trigger_state_unique")]
-
-    def __str__(self):
-        return f"{self.flow} / {self.trigger_id}"
-
-
 class ApiToken(models.Model):
     """A bearer token for the REST API; only its SHA-256 digest is stored."""
 
@@ -193,3 +188,42 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"token of {self.user} ({self.digest[:8]}…)"
+
+
+class WorkerGroup(models.Model):
+    """A worker group; its key is the Celery queue its workers consume."""
+
+    key = models.CharField(max_length=100, unique=True, validators=[RegexValidator(KEY_PATTERN)])
+    description = models.TextField(blank=True, default="")
+    allowed_tenants = models.ManyToManyField(Tenant, blank=True, related_name="worker_groups")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(key__in=sorted(RESERVED_GROUP_KEYS)), name="worker_group_key_not_reserved",
+            ),
+        ]
+
+    def __str__(self):
+        return self.key
+
+
+class Worker(models.Model):
+    """A Celery worker as seen through its heartbeats; `groups` are the queues it consumes."""
+
+    hostname = models.CharField(max_length=255, unique=True)
+    groups = models.JSONField(default=list)
+    pid = models.PositiveIntegerField(default=0)
+    concurrency = models.PositiveIntegerField(default=0)
+    running = models.PositiveIntegerField(default=0)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    last_heartbeat = models.DateTimeField()
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self):
+        return self.hostname

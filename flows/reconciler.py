@@ -1,19 +1,26 @@
-"""The periodic pass (SPEC §5, §6): re-applies fallbacks to waiting task runs, fails the ones that
-waited past maxWait, re-publishes messages the broker lost and gives task runs of dead workers a new
-attempt. One call is one iteration; the scheduler tick calls it every few seconds."""
-from datetime import timedelta
+"""The reconciler: one pass over task runs that wait or run, called by the scheduler tick.
+
+It applies the fallback policy again to task runs still waiting (their group's workers may have
+died since they were published, or their maxWait run out), publishes again a message the broker
+lost, and gives a task run whose worker stopped heartbeating a new attempt. See docs/fallback.md
+and docs/guarantees.md.
+"""
+import logging
 
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from workers.selectors import alive_workers, queue_for_group, worker_group_problem
-
-from .engine import attempts_with, execution_advance, execution_kill, group_label, history_with, publish_taskruns
+from . import dispatch
+from .engine import execution_advance, execution_kill
 from .errors import UserError
-from .models import Execution, LogLine, State, TaskRun
+from .fallback import fallback_decide
+from .models import Execution, State, TaskRun, queue_for_group
+from .routing import worker_group_problem
+from .selectors import alive_since, alive_workers
+from .states import taskrun_end_waiting, taskrun_kill_lost, taskrun_reattempt, taskrun_republished
 
+logger = logging.getLogger(__name__)
 
 
 def _queue_length(queue: str) -> int | None:
@@ -21,26 +28,14 @@ def _queue_length(queue: str) -> int | None:
         with current_app.connection_for_read() as connection:
             return connection.default_channel.client.llen(queue)
     except Exception:  # a broker we cannot ask: do not guess, do not republish
+        logger.warning("could not read the length of queue %s", queue, exc_info=True)
         return None
-
-
-def _end_waiting(run: TaskRun, state: str, message: str, now) -> bool:
-    with transaction.atomic():
-        ended = TaskRun.objects.filter(id=run.id, state=State.CREATED, attempt=run.attempt).update(
-            state=state, error=message if state == State.FAILED else "", end_date=now,
-            state_history=history_with(run, state, when=now),
-        )
-        if ended:
-            LogLine.objects.create(execution_id=run.execution_id, task_run_id=run.id, task_id=run.task_id,
-                                   level="ERROR" if state == State.FAILED else "WARN", message=message)
-    return bool(ended)
 
 
 def taskruns_reconcile() -> dict:
     now = timezone.now()
     workers = alive_workers()
-    alive_queues = {queue for worker in workers for queue in worker.groups}
-    alive_hosts = {worker.hostname for worker in workers}
+    alive = {queue for worker in workers for queue in worker.groups}
     problems: dict = {}
     queue_lengths: dict = {}
     to_advance, to_kill = set(), set()
@@ -50,42 +45,32 @@ def taskruns_reconcile() -> dict:
         execution__state__in=[State.KILLING, State.KILLED]
     ).select_related("execution__tenant")
     for run in waiting:
-        key = run.worker_group
-        label = group_label(key)
-        if (key, run.execution.tenant_id) not in problems:
-            problems[(key, run.execution.tenant_id)] = worker_group_problem(key, run.execution.tenant)
-        problem = problems[(key, run.execution.tenant_id)]
-        waited = now - (run.published or run.created)
-        if problem:
-            if _end_waiting(run, State.FAILED, problem, now):
-                counts["failed"] += 1
-                to_advance.add(run.execution_id)
-        elif queue_for_group(key) not in alive_queues:
-            if run.fallback == "FAIL":
-                if _end_waiting(run, State.FAILED, f"no alive worker in worker group '{label}' (fallback FAIL)", now):
-                    counts["failed"] += 1
-                    to_advance.add(run.execution_id)
-            elif run.fallback == "CANCEL":
-                if _end_waiting(run, State.CANCELLED, f"no alive worker in worker group '{label}': task run cancelled (fallback CANCEL)", now):
+        tenant = run.execution.tenant
+        if (run.worker_group, tenant.pk) not in problems:
+            problems[(run.worker_group, tenant.pk)] = worker_group_problem(run.worker_group, tenant)
+        queue = queue_for_group(run.worker_group)
+        waited = (now - (run.published or run.created)).total_seconds()
+        decision = fallback_decide(
+            group_key=run.worker_group, fallback=run.fallback, max_wait_seconds=run.max_wait_seconds,
+            problem=problems[(run.worker_group, tenant.pk)], alive=queue in alive, waited_seconds=waited,
+        )
+        if decision.ends_taskrun:
+            if taskrun_end_waiting(run=run, state=decision.action, message=decision.message, when=now):
+                if decision.action == State.CANCELLED:
                     counts["cancelled"] += 1
                     to_kill.add(run.execution_id)
-            elif run.max_wait_seconds is not None and waited.total_seconds() > run.max_wait_seconds:
-                message = (f"waited more than {run.max_wait_seconds:g}s (workerGroup.maxWait) for a worker of "
-                           f"worker group '{label}'")
-                if _end_waiting(run, State.FAILED, message, now):
+                else:
                     counts["failed"] += 1
                     to_advance.add(run.execution_id)
-        elif waited.total_seconds() > settings.REPUBLISH_AFTER_SECONDS:
-            queue = queue_for_group(key)
+        elif queue in alive and waited > settings.REPUBLISH_AFTER_SECONDS:
             if queue not in queue_lengths:
                 queue_lengths[queue] = _queue_length(queue)
-            if queue_lengths[queue] == 0:
-                TaskRun.objects.filter(id=run.id, state=State.CREATED, attempt=run.attempt).update(published=now)
-                publish_taskruns([(str(run.id), run.attempt, key)])
+            if queue_lengths[queue] == 0 and taskrun_republished(run=run, when=now):
+                dispatch.send([dispatch.taskrun_message(taskrun_id=run.id, attempt=run.attempt, queue=queue)])
                 counts["republished"] += 1
 
-    grace = now - timedelta(seconds=3 * settings.WORKER_HEARTBEAT_INTERVAL)
-    lost = TaskRun.objects.filter(state=State.RUNNING, start_date__lt=grace).exclude(worker_id="").exclude(
+    alive_hosts = {worker.hostname for worker in workers}
+    lost = TaskRun.objects.filter(state=State.RUNNING, start_date__lt=alive_since()).exclude(worker_id="").exclude(
         worker_id__in=alive_hosts
     )
     for run in lost:
@@ -96,29 +81,22 @@ def taskruns_reconcile() -> dict:
     for execution_id in to_kill:
         try:
             execution_kill(execution_id=execution_id)
-        except UserError:
+        except UserError:  # ended meanwhile
             pass
     for execution_id in to_advance - to_kill:
         execution_advance(execution_id=execution_id)
+    if any(counts.values()):
+        logger.info("reconciled task runs: %s", counts)
     return counts
 
 
 def _reattempt(run: TaskRun, now) -> bool:
     """The worker running `run` stopped heartbeating: its attempt is lost, start a new one."""
-    killing = Execution.objects.filter(id=run.execution_id, state=State.KILLING).exists()
-    with transaction.atomic():
-        if killing:
-            changed = TaskRun.objects.filter(id=run.id, state=State.RUNNING, attempt=run.attempt).update(
-                state=State.KILLED, end_date=now, state_history=history_with(run, State.KILLED, when=now)
-            )
-            return bool(changed)
-        changed = TaskRun.objects.filter(id=run.id, state=State.RUNNING, attempt=run.attempt).update(
-            state=State.CREATED, attempt=run.attempt + 1, attempts=attempts_with(run, State.FAILED, now),
-            state_history=history_with(run, State.CREATED, when=now), worker_id="", published=now,
-        )
-        if changed:
-            LogLine.objects.create(execution_id=run.execution_id, task_run_id=run.id, task_id=run.task_id, level="WARN",
-                                   message=f"worker {run.worker_id} stopped heartbeating; starting attempt {run.attempt + 1}")
-            item = (str(run.id), run.attempt + 1, run.worker_group)
-            transaction.on_commit(lambda: publish_taskruns([item]))
-    return bool(changed)
+    if Execution.objects.filter(id=run.execution_id, state=State.KILLING).exists():
+        return taskrun_kill_lost(run=run, when=now)
+    message = f"worker {run.worker_id} stopped heartbeating; starting attempt {run.attempt + 1}"
+    if not taskrun_reattempt(run=run, message=message, when=now):
+        return False
+    dispatch.send([dispatch.taskrun_message(taskrun_id=run.id, attempt=run.attempt + 1,
+                                            queue=queue_for_group(run.worker_group))])
+    return True

@@ -1,9 +1,10 @@
-"""Worker-group resolution (SPEC §5): task → flow → namespace → tenant → default group."""
+"""Worker-group routing: which group a task run (or polling trigger) goes to, and whether its tenant
+may use it. The rules, for users, are in docs/routing.md."""
 from dataclasses import dataclass
 
 from .durations import parse_duration
 from .expressions import ExpressionError, render
-from .models import Tenant
+from .models import DEFAULT_QUEUE, Tenant, WorkerGroup
 from .schema import FlowDocument
 from .selectors import namespace_defaults
 
@@ -20,7 +21,8 @@ class RoutingError(Exception):
 
 
 def route_resolve(*, holder, document: FlowDocument, tenant: Tenant, context: dict, namespace_cache: dict | None = None) -> Route:
-    """`holder` is a task or polling trigger, with pluginDefaults already applied to it."""
+    """First match wins: `holder`'s own workerGroup (a task or polling trigger, pluginDefaults already
+    applied), the flow's, the nearest namespace's, the tenant's, else the default group."""
     own = getattr(holder, "workerGroup", None)
     flow_level = document.workerGroup
     key_template = (own.key if own else None) or (flow_level.key if flow_level else None)
@@ -39,10 +41,27 @@ def route_resolve(*, holder, document: FlowDocument, tenant: Tenant, context: di
         key = str(render(key_template or "", context)).strip()
     except ExpressionError as error:
         raise RoutingError(f"workerGroup.key: {error}") from None
-    if key == "default":
+    if key == DEFAULT_QUEUE:
         key = ""
     try:
         seconds = parse_duration(str(render(max_wait, context))).total_seconds() if max_wait else None
     except (ExpressionError, ValueError) as error:
         raise RoutingError(f"workerGroup.maxWait: {error}") from None
     return Route(key=key, fallback=fallback or "WAIT", max_wait_seconds=seconds)
+
+
+def worker_group_allows(group: WorkerGroup, tenant: Tenant) -> bool:
+    allowed = [t.pk for t in group.allowed_tenants.all()]
+    return not allowed or tenant.pk in allowed
+
+
+def worker_group_problem(key: str, tenant: Tenant) -> str | None:
+    """Why `tenant` cannot run on group `key`, or None when it can. The default group is open to all."""
+    if not key:
+        return None
+    group = WorkerGroup.objects.filter(key=key).prefetch_related("allowed_tenants").first()
+    if group is None:
+        return f"worker group '{key}' does not exist"
+    if not worker_group_allows(group, tenant):
+        return f"worker group '{key}' does not allow tenant '{tenant.key}'"
+    return None

@@ -1,4 +1,4 @@
-"""Pydantic models of the flow document (SPEC §4): one model per task and trigger type."""
+"""Pydantic models of the flow document: one model per task and trigger type."""
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from croniter import croniter

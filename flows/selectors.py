@@ -1,21 +1,22 @@
-import time
+"""Reads. A selector never writes and never sleeps."""
 import uuid
+from datetime import timedelta
 
-from django.db.models import Q
+from django.conf import settings
+from django.db.models import Count, Q
+from django.utils import timezone
 
 from .definition import parse_flow_cached
 from .errors import NotFound, UserError
-from .models import TERMINAL_STATES, Execution, Flow, LogLine, Namespace, TaskRun, Tenant
+from .models import Execution, Flow, LogLine, Namespace, State, TaskRun, Tenant, Worker, WorkerGroup, queue_for_group
 
+# Created by a data migration (flows/migrations/0002_default_tenant.py), so it always exists.
 DEFAULT_TENANT = "main"
 
 
 def tenant_get(key: str) -> Tenant:
     tenant = Tenant.objects.filter(key=key).first()
     if tenant is None:
-        if key == DEFAULT_TENANT:
-            tenant, _ = Tenant.objects.get_or_create(key=DEFAULT_TENANT)
-            return tenant
         raise NotFound(f"tenant '{key}' does not exist")
     return tenant
 
@@ -134,11 +135,56 @@ def execution_logs(execution: Execution, *, min_level: str = "") -> list[LogLine
     return list(logs)
 
 
-def execution_wait(execution: Execution, *, timeout: float, interval: float = 0.1) -> Execution:
-    """Poll until the execution has ended or `timeout` seconds have passed; returns it refreshed."""
-    deadline = time.monotonic() + timeout
-    execution.refresh_from_db()
-    while execution.state not in TERMINAL_STATES and time.monotonic() < deadline:
-        time.sleep(interval)
-        execution.refresh_from_db()
-    return execution
+# --- workers and worker groups ----------------------------------------------------------------
+
+
+def alive_since():
+    """A worker is alive while its last heartbeat is younger than 3 heartbeat intervals."""
+    return timezone.now() - timedelta(seconds=3 * settings.WORKER_HEARTBEAT_INTERVAL)
+
+
+def alive_workers() -> list[Worker]:
+    return list(Worker.objects.filter(last_heartbeat__gte=alive_since()))
+
+
+def alive_queues() -> set[str]:
+    """The queues (group keys, `default` for the default group) that some alive worker consumes."""
+    return {queue for worker in alive_workers() for queue in worker.groups}
+
+
+def worker_group_health(keys: list[str] | None = None) -> dict[str, dict]:
+    """Alive workers and queued/running task runs per group key ('' is the default group)."""
+    workers = alive_workers()
+    counts = TaskRun.objects.filter(state__in=[State.CREATED, State.RUNNING])
+    if keys is not None:
+        counts = counts.filter(worker_group__in=keys)
+    counts = counts.values("worker_group").annotate(
+        queued=Count("id", filter=Q(state=State.CREATED)), running=Count("id", filter=Q(state=State.RUNNING))
+    )
+    by_group = {row["worker_group"]: row for row in counts}
+    wanted = keys if keys is not None else sorted({""} | set(WorkerGroup.objects.values_list("key", flat=True)))
+    health = {}
+    for key in wanted:
+        queue = queue_for_group(key)
+        members = [w for w in workers if queue in w.groups]
+        health[key] = {
+            "aliveWorkers": [
+                {"hostname": w.hostname, "lastHeartbeat": w.last_heartbeat.isoformat(), "pid": w.pid,
+                 "concurrency": w.concurrency, "running": w.running}
+                for w in members
+            ],
+            "queued": by_group.get(key, {}).get("queued", 0),
+            "running": by_group.get(key, {}).get("running", 0),
+        }
+    return health
+
+
+def worker_group_list():
+    return WorkerGroup.objects.prefetch_related("allowed_tenants")
+
+
+def worker_group_get(key: str) -> WorkerGroup:
+    group = WorkerGroup.objects.filter(key=key).prefetch_related("allowed_tenants").first()
+    if group is None:
+        raise NotFound(f"worker group '{key}' does not exist")
+    return group

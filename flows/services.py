@@ -1,3 +1,5 @@
+"""Writes: tenants, namespaces, worker groups, workers' heartbeats, flows and API tokens.
+(Executions and task runs are written by the engine, `flows/engine/`.)"""
 import hashlib
 import re
 import secrets
@@ -7,18 +9,18 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from workers.models import WorkerGroup
-from workers.selectors import worker_group_allows
-
 from .definition import ParsedFlow, parse_flow
-from .errors import Fault, UserError
-from .models import ApiToken, Flow, FlowRevision, Namespace, Tenant
+from .errors import Conflict, Fault, NotFound, UserError
+from .models import (
+    KEY_PATTERN, RESERVED_GROUP_KEYS, ApiToken, Flow, FlowRevision, Namespace, Tenant,
+    Worker, WorkerGroup,
+)
+from .routing import worker_group_allows
 from .schema import NAMESPACE_PATTERN
 from .selectors import flow_get, tenant_get
 
 FALLBACKS = ("WAIT", "FAIL", "CANCEL")
 TOKEN_USE_RECORDED_EVERY = timedelta(minutes=1)
-TENANT_KEY_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
 
 
 def _check_defaults(*, worker_group_key: str, fallback: str, tenant: Tenant | None) -> None:
@@ -34,10 +36,10 @@ def _check_defaults(*, worker_group_key: str, fallback: str, tenant: Tenant | No
 
 @transaction.atomic
 def tenant_create(*, key: str, worker_group_key: str = "", fallback: str = "") -> Tenant:
-    if not isinstance(key, str) or not re.match(TENANT_KEY_PATTERN, key):
-        raise UserError(f"invalid tenant key '{key}': it must match {TENANT_KEY_PATTERN}", path="key")
+    if not isinstance(key, str) or not re.match(KEY_PATTERN, key):
+        raise UserError(f"invalid tenant key '{key}': it must match {KEY_PATTERN}", path="key")
     if Tenant.objects.filter(key=key).exists():
-        raise UserError(f"tenant '{key}' already exists", path="key", status=409)
+        raise Conflict(f"tenant '{key}' already exists", path="key")
     tenant = Tenant.objects.create(key=key)
     _check_defaults(worker_group_key=worker_group_key, fallback=fallback, tenant=tenant)
     tenant.worker_group_key = worker_group_key or ""
@@ -66,6 +68,70 @@ def namespace_set(*, tenant_key: str, name: str, worker_group_key: str = "", fal
         tenant=tenant, name=name, defaults={"worker_group_key": worker_group_key or "", "fallback": fallback or ""}
     )
     return namespace
+
+
+# --- worker groups and workers -------------------------------------------------------------------
+
+
+def _check_group_key(key: str) -> None:
+    if not isinstance(key, str) or not re.match(KEY_PATTERN, key):
+        raise UserError(f"invalid worker group key '{key}': it must match {KEY_PATTERN}", path="key")
+    if key in RESERVED_GROUP_KEYS:
+        raise UserError(f"'{key}' is reserved and cannot be a worker group key", path="key")
+
+
+def _tenants(keys: list[str]) -> list[Tenant]:
+    try:
+        return [tenant_get(key) for key in keys]
+    except NotFound as error:
+        raise UserError(error.message, path="allowedTenants") from None
+
+
+@transaction.atomic
+def worker_group_create(*, key: str, description: str = "", allowed_tenants: list[str] | None = None) -> WorkerGroup:
+    _check_group_key(key)
+    if WorkerGroup.objects.filter(key=key).exists():
+        raise Conflict(f"worker group '{key}' already exists", path="key")
+    tenants = _tenants(allowed_tenants or [])
+    group = WorkerGroup.objects.create(key=key, description=description or "")
+    group.allowed_tenants.set(tenants)
+    return group
+
+
+@transaction.atomic
+def worker_group_update(*, key: str, description: str | None = None, allowed_tenants: list[str] | None = None) -> WorkerGroup:
+    """Only what is given changes: an omitted `allowed_tenants` never opens a group to every tenant."""
+    group = WorkerGroup.objects.filter(key=key).first()
+    if group is None:
+        raise NotFound(f"worker group '{key}' does not exist")
+    if description is not None:
+        group.description = description
+        group.save(update_fields=["description", "updated"])
+    if allowed_tenants is not None:
+        group.allowed_tenants.set(_tenants(allowed_tenants))
+    return group
+
+
+@transaction.atomic
+def worker_group_delete(*, key: str) -> None:
+    deleted, _ = WorkerGroup.objects.filter(key=key).delete()
+    if not deleted:
+        raise NotFound(f"worker group '{key}' does not exist")
+
+
+def worker_heartbeat(*, hostname: str, groups: list[str], pid: int, concurrency: int, running: int) -> None:
+    now = timezone.now()
+    fields = {"groups": sorted(groups), "pid": pid, "concurrency": concurrency, "running": running, "last_heartbeat": now}
+    if not Worker.objects.filter(hostname=hostname).update(**fields):
+        Worker.objects.update_or_create(hostname=hostname, defaults=fields)
+
+
+def worker_stopped(*, hostname: str) -> None:
+    """A worker that shuts down cleanly stops counting as alive at once."""
+    Worker.objects.filter(hostname=hostname).delete()
+
+
+# --- flows -------------------------------------------------------------------------------------
 
 
 def flow_validate(*, source: str, tenant_key: str) -> ParsedFlow:
@@ -128,6 +194,9 @@ def flow_delete(*, tenant_key: str, namespace: str, flow_id: str) -> None:
     flow = flow_get(tenant_get(tenant_key), namespace, flow_id)
     flow.deleted = True
     flow.save(update_fields=["deleted", "updated"])
+
+
+# --- API tokens --------------------------------------------------------------------------------
 
 
 def _digest(token: str) -> str:

@@ -112,7 +112,6 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_ROUTES = {
     "flows.execution_advance": {"queue": "executor"},
-    "flows.execution_kill": {"queue": "executor"},
     "flows.scheduler_tick": {"queue": "executor"},
 }
 CELERY_BEAT_SCHEDULE = {
@@ -124,4 +123,3 @@ WORKER_HEARTBEAT_INTERVAL = float(os.environ.get("WORKER_HEARTBEAT_INTERVAL", "5
 # A task run still CREATED this long after publishing, in a group with workers and an empty queue,
 # had its message lost (broker restart, purge): the reconciler publishes it again.
 REPUBLISH_AFTER_SECONDS = float(os.environ.get("REPUBLISH_AFTER_SECONDS", "30"))
-RESERVED_WORKER_GROUP_KEYS = frozenset({"default", "executor", "scheduler"})

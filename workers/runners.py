@@ -1,4 +1,4 @@
-"""Runnable task types (SPEC §4), executed on a worker of the task run's group.
+"""Runnable task types, executed on a worker of the task run's group.
 
 A runner gets the task model and a Runtime; it renders its own properties, does the work, and
 returns outputs or raises TaskFailed. Long runners poll `runtime.check()` so kills and timeouts

@@ -1,11 +1,12 @@
+"""Celery tasks a group worker runs. The engine sends them by name (see flows/dispatch.py)."""
 from celery import shared_task
 
-from . import services
+from .execution import taskrun_execute
 
 
 @shared_task(bind=True, name="workers.run_taskrun", acks_late=True)
 def run_taskrun(self, taskrun_id: str, attempt: int) -> None:
-    services.taskrun_execute(taskrun_id=taskrun_id, attempt=attempt, worker_id=self.request.hostname)
+    taskrun_execute(taskrun_id=taskrun_id, attempt=attempt, worker_id=self.request.hostname)
 
 
 @shared_task(bind=True, name="workers.ping", ignore_result=False)

@@ -8,8 +8,8 @@ from django.http import HttpResponse
 from flows import engine, selectors, services
 from flows.errors import NotFound, UserError
 from flows.models import State
-from workers import selectors as worker_selectors
-from workers import services as worker_services
+from flows import selectors as worker_selectors
+from flows import services as worker_services
 
 from . import rendering
 from .bodies import (

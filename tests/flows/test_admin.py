@@ -10,9 +10,9 @@ from django.urls import reverse
 
 from flows.models import Execution, Flow, FlowRevision, LogLine, State, TaskRun, Tenant
 from flows.services import flow_upload, tenant_create
-from workers.models import WorkerGroup
-from tests.conftest import LOG_FLOW_ON_GROUP
-from workers.services import worker_group_create, worker_heartbeat
+from flows.models import WorkerGroup
+from tests.support import LOG_FLOW_ON_GROUP
+from flows.services import worker_group_create, worker_heartbeat
 
 FLOW = LOG_FLOW_ON_GROUP
 
@@ -110,8 +110,6 @@ def test_the_change_form_uploads_a_new_revision_and_lists_revisions(admin_client
         "source": changed,
         "revisions-TOTAL_FORMS": "1", "revisions-INITIAL_FORMS": "1",
         "revisions-MIN_NUM_FORMS": "0", "revisions-MAX_NUM_FORMS": "0",
-        "trigger_states-TOTAL_FORMS": "0", "trigger_states-INITIAL_FORMS": "0",
-        "trigger_states-MIN_NUM_FORMS": "0", "trigger_states-MAX_NUM_FORMS": "0",
     })
 
     assert response.status_code == 302, page(response)
@@ -127,7 +125,6 @@ def test_the_change_form_refuses_a_document_of_another_flow(admin_client):
     response = admin_client.post(reverse("admin:flows_flow_change", args=[flow.pk]), {
         "source": FLOW.format(group="").replace("id: hello", "id: other"),
         "revisions-TOTAL_FORMS": "1", "revisions-INITIAL_FORMS": "1",
-        "trigger_states-TOTAL_FORMS": "0", "trigger_states-INITIAL_FORMS": "0",
     })
 
     assert response.status_code == 200
@@ -146,7 +143,7 @@ def test_worker_group_changelist_shows_live_health(admin_client):
                                          namespace=flow.namespace, flow_id=flow.flow_id)
     TaskRun.objects.create(execution=execution, scope_key="a", task_id="say", task_type="t", worker_group="gpu")
 
-    response = admin_client.get(reverse("admin:workers_workergroup_changelist"))
+    response = admin_client.get(reverse("admin:flows_workergroup_changelist"))
 
     text = page(response)
     assert "health (live)" in text.lower()
@@ -157,7 +154,7 @@ def test_worker_group_changelist_shows_live_health(admin_client):
 
 def test_worker_group_add_goes_through_the_service(admin_client):
     acme = tenant_create(key="acme")
-    url = reverse("admin:workers_workergroup_add")
+    url = reverse("admin:flows_workergroup_add")
 
     refused = admin_client.post(url, {"key": "default", "description": ""})
     created = admin_client.post(url, {"key": "gpu", "description": "GPU", "allowed_tenants": [acme.pk]})
@@ -217,7 +214,7 @@ def test_execution_page_lists_task_runs_with_group_and_worker(admin_client):
 def test_worker_changelist_shows_alive_workers(admin_client):
     worker_heartbeat(hostname="gpu@host1", groups=["gpu", "default"], pid=42, concurrency=4, running=1)
 
-    text = page(admin_client.get(reverse("admin:workers_worker_changelist")))
+    text = page(admin_client.get(reverse("admin:flows_worker_changelist")))
 
     assert "gpu@host1" in text and "default, gpu" in text and 'alt="True"' in text
 
@@ -232,7 +229,6 @@ def test_every_admin_page_renders(admin_client):
                                          namespace=flow.namespace, flow_id=flow.flow_id)
     TaskRun.objects.create(execution=execution, scope_key="a", task_id="say", task_type="t", worker_group="gpu")
     LogLine.objects.create(execution=execution, task_id="say", message="hello")
-    flow.trigger_states.create(trigger_id="nightly")
     call_command("namespace", "set", "company", "--tenant", "acme")
     call_command("token", "create", "alice")
 

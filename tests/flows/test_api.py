@@ -1,4 +1,4 @@
-"""The REST API (SPEC §7) through Django's test client: auth, flows, namespaces, tenants, OpenAPI."""
+"""The REST API through Django's test client: auth, flows, namespaces, tenants, OpenAPI."""
 import re
 
 import pytest
@@ -8,7 +8,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from flows.models import Flow, FlowRevision
 from flows.selectors import tenant_get
 from flows.services import tenant_create, token_create
-from workers.services import worker_group_create
+from flows.services import worker_group_create
 
 pytestmark = pytest.mark.django_db
 
@@ -121,7 +121,7 @@ def test_upload_with_an_invalid_document_is_located(api, gpu):
 
 
 def test_a_tenant_a_group_does_not_allow_cannot_upload_a_flow_targeting_it(api):
-    tenant_get("main")  # the default tenant, created on first use
+    tenant_get("main")  # the default tenant exists from the first migration
     tenant_create(key="other")
     worker_group_create(key="gpu", allowed_tenants=["main"])
 

@@ -1,4 +1,4 @@
-"""The executions REST API (SPEC §7) over real workers on a real Redis: create (with ?wait=true),
+"""The executions REST API over real workers on a real Redis: create (with ?wait=true),
 get with taskRunList, search, kill, logs."""
 import time
 
@@ -8,7 +8,7 @@ from django.test import Client
 from flows.engine import execution_create
 from flows.models import Execution
 from flows.services import flow_upload, tenant_create, token_create
-from tests.conftest import wait_execution, wait_for
+from tests.support import wait_execution, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,4 +1,4 @@
-"""`flow`, `tenant`, `namespace` and `token` commands: thin layers over the services (SPEC §7)."""
+"""`flow`, `tenant`, `namespace` and `token` commands: thin layers over the services."""
 import os
 import subprocess
 import sys
@@ -10,8 +10,8 @@ from django.core.management.base import CommandError
 
 from flows.models import Flow, FlowRevision, Namespace, Tenant
 from flows.services import tenant_create, token_user
-from tests.conftest import LOG_FLOW_ON_GROUP, ROOT as PROJECT
-from workers.services import worker_group_create
+from tests.support import LOG_FLOW_ON_GROUP, ROOT as PROJECT
+from flows.services import worker_group_create
 
 
 FLOW = LOG_FLOW_ON_GROUP

@@ -1,4 +1,4 @@
-"""`python manage.py execute NAMESPACE FLOW_ID [--input k=v] [--wait]` (SPEC §7) with real workers."""
+"""`python manage.py execute NAMESPACE FLOW_ID [--input k=v] [--wait]` with real workers."""
 import io
 import subprocess
 import sys
@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 
 from flows.models import Execution
 from flows.services import flow_upload
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ import pytest
 from flows.engine import execution_create, execution_kill
 from flows.models import State, TaskRun
 from flows.services import flow_upload
-from tests.conftest import run_flow, task_runs, wait_execution, wait_for
+from tests.support import run_flow, task_runs, wait_execution, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,4 +1,4 @@
-"""Flow upload and validation against the database (SPEC §3 Flow, §5 "At upload")."""
+"""Flow upload and validation against the database."""
 import textwrap
 from pathlib import Path
 
@@ -11,8 +11,8 @@ from flows.errors import UserError
 from flows.models import Flow, FlowRevision
 from flows.selectors import tenant_get
 from flows.services import flow_upload, flow_validate, tenant_create
-from workers.models import WorkerGroup
-from workers.services import worker_group_create
+from flows.models import WorkerGroup
+from flows.services import worker_group_create
 
 pytestmark = pytest.mark.django_db
 

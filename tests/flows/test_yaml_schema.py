@@ -1,4 +1,4 @@
-"""Flow YAML validation (SPEC §4): each rule with a failing and a passing document.
+"""Flow YAML validation: each rule with a failing and a passing document.
 
 Every failing document asserts the message and the YAML line:column of the fault. Documents are
 written with a two-line head (`id`, `namespace`), so their own lines start at line 3.
@@ -495,7 +495,7 @@ def test_every_fault_is_reported_at_once():
     assert [(line, column) for _, line, column in faults(bad)] == [(6, 14), (7, 14), (8, 13), (9, 9)]
 
 
-# --- pluginDefaults (Kestra's rules, SPEC §5.1) ------------------------------------------------
+# --- pluginDefaults (Kestra's rules) ------------------------------------------------
 
 
 def with_defaults(defaults: str, tasks: str, triggers: str = "") -> str:

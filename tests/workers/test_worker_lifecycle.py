@@ -1,4 +1,4 @@
-"""Workers as processes: the `worker` command, heartbeats, FIFO, lost messages and lost workers (SPEC §6)."""
+"""Workers as processes: the `worker` command, heartbeats, FIFO, lost messages and lost workers."""
 import os
 import signal
 import socket
@@ -12,9 +12,9 @@ from flows.engine import execution_create
 from flows.models import State, TaskRun
 from flows.reconciler import taskruns_reconcile
 from flows.services import flow_upload
-from tests.conftest import ROOT, task_runs, wait_execution, wait_for, workers_alive
-from workers.models import Worker
-from workers.services import worker_group_create
+from tests.support import ROOT, task_runs, wait_execution, wait_for, workers_alive
+from flows.models import Worker
+from flows.services import worker_group_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,9 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from flows.errors import UserError
 from flows.selectors import DEFAULT_TENANT, tenant_get
-from flows.services import flow_upload
-from workers.models import WorkerGroup
-from workers.services import worker_group_create
+from flows.models import WorkerGroup
+from flows.services import flow_upload, worker_group_create
 
 DEMO_GROUP = "gpu"
 ADMIN_USERNAME = "admin"

@@ -1,4 +1,4 @@
-"""`execute NAMESPACE FLOW_ID [--input k=v ...] [--tenant T] [--wait] [--timeout SECONDS]` (SPEC §7).
+"""`execute NAMESPACE FLOW_ID [--input k=v ...] [--tenant T] [--wait] [--timeout SECONDS]`.
 
 Starts an execution; with --wait, prints each task run with its state, worker group and worker,
 and exits 0 only when the execution ends SUCCESS or WARNING.
@@ -6,10 +6,10 @@ and exits 0 only when the execution ends SUCCESS or WARNING.
 from django.core.management.base import BaseCommand, CommandError
 
 from flows.definition import parse_flow_cached
-from flows.engine import execution_create
+from flows.engine import execution_create, execution_wait
 from flows.errors import UserError
 from flows.models import TERMINAL_STATES, State
-from flows.selectors import DEFAULT_TENANT, execution_task_runs, execution_wait
+from flows.selectors import DEFAULT_TENANT, execution_task_runs
 
 OK_STATES = {State.SUCCESS, State.WARNING}
 COLUMNS = ("TASK", "VALUE", "STATE", "GROUP", "WORKER", "ATTEMPTS")

@@ -1,4 +1,4 @@
-"""`flow validate FILE...` and `flow upload FILE... [--tenant T]` (SPEC §7)."""
+"""`flow validate FILE...` and `flow upload FILE... [--tenant T]`."""
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError

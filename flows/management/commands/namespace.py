@@ -1,4 +1,4 @@
-"""`namespace set NAMESPACE [--tenant T] [--worker-group K] [--fallback F]` (SPEC §7)."""
+"""`namespace set NAMESPACE [--tenant T] [--worker-group K] [--fallback F]`."""
 from django.core.management.base import BaseCommand, CommandError
 
 from flows.errors import UserError

@@ -1,4 +1,4 @@
-"""`tenant create KEY [--worker-group K] [--fallback F]` (SPEC §7)."""
+"""`tenant create KEY [--worker-group K] [--fallback F]`."""
 from django.core.management.base import BaseCommand, CommandError
 
 from flows.errors import UserError

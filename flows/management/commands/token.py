@@ -1,4 +1,4 @@
-"""`token create USERNAME` prints a new API token, creating the user if needed (SPEC §7)."""
+"""`token create USERNAME` prints a new API token, creating the user if needed."""
 from django.core.management.base import BaseCommand, CommandError
 
 from flows.errors import UserError

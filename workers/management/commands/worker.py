@@ -1,11 +1,9 @@
 import os
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from flows.models import DEFAULT_QUEUE, RESERVED_GROUP_KEYS, WorkerGroup
 from project.celery import app
-from workers.models import WorkerGroup
-from workers.selectors import DEFAULT_GROUP
 
 
 class Command(BaseCommand):
@@ -19,11 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("--loglevel", default="INFO")
 
     def handle(self, *args, worker_group: str, concurrency: int | None, hostname: str | None, loglevel: str, **options):
-        keys = [key.strip() for key in (worker_group or DEFAULT_GROUP).split(",") if key.strip()] or [DEFAULT_GROUP]
+        keys = [key.strip() for key in (worker_group or DEFAULT_QUEUE).split(",") if key.strip()] or [DEFAULT_QUEUE]
         for key in keys:
-            if key in settings.RESERVED_WORKER_GROUP_KEYS - {DEFAULT_GROUP}:
+            if key in RESERVED_GROUP_KEYS - {DEFAULT_QUEUE}:
                 raise CommandError(f"'{key}' is reserved: it is not a worker group")
-            if key != DEFAULT_GROUP and not WorkerGroup.objects.filter(key=key).exists():
+            if key != DEFAULT_QUEUE and not WorkerGroup.objects.filter(key=key).exists():
                 raise CommandError(f"worker group '{key}' does not exist (create it with: manage.py workergroup create {key})")
         argv = ["worker", "-Q", ",".join(keys), "-n", hostname or f"{keys[0]}@%h", f"--loglevel={loglevel}"]
         if concurrency is not None:

@@ -1,11 +1,11 @@
-"""Resolution order of SPEC §5, service level: task → flow → namespace (nearest) → tenant → default."""
+"""Routing resolution (docs/routing.md), service level: task → flow → namespace (nearest) → tenant → default."""
 import pytest
 
 from flows.definition import parse_flow
 from flows.routing import RoutingError, route_resolve
 from flows.selectors import tenant_get
 from flows.services import namespace_set, tenant_create, tenant_update
-from workers.services import worker_group_create
+from flows.services import worker_group_create
 
 pytestmark = pytest.mark.django_db
 

@@ -1,9 +1,9 @@
-"""Worker-group routing end to end (SPEC §5): real workers, real Redis."""
+"""Worker-group routing end to end: real workers, real Redis."""
 import pytest
 
 from flows.services import namespace_set, tenant_create
-from tests.conftest import run_flow, task_runs, workers_alive
-from workers.services import worker_group_create
+from tests.support import run_flow, task_runs, workers_alive
+from flows.services import worker_group_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -139,7 +139,7 @@ tasks:
         assert execution.state == "SUCCESS"
         assert (runs["on_gpu"].worker_group, runs["on_default"].worker_group) == ("gpu", "")
         assert runs["on_gpu"].worker_id == both == runs["on_default"].worker_id
-        from workers.models import Worker
+        from flows.models import Worker
 
         assert Worker.objects.get(hostname=both).groups == ["default", "gpu"]
     finally:

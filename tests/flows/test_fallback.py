@@ -1,4 +1,4 @@
-"""Fallback when a group has no alive worker (SPEC §5), with real workers on a real Redis."""
+"""Fallback when a group has no alive worker, with real workers on a real Redis."""
 import time
 
 import pytest
@@ -9,9 +9,9 @@ from flows.engine import execution_create
 from flows.models import State, TaskRun
 from flows.reconciler import taskruns_reconcile
 from flows.services import flow_upload
-from tests.conftest import run_flow, task_runs, wait_execution, wait_for, workers_alive
-from workers.models import Worker
-from workers.services import worker_group_create
+from tests.support import run_flow, task_runs, wait_execution, wait_for, workers_alive
+from flows.models import Worker
+from flows.services import worker_group_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

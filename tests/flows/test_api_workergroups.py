@@ -6,7 +6,7 @@ from django.utils import timezone
 from flows.models import Execution, FlowRevision, State, TaskRun
 from flows.selectors import tenant_get
 from flows.services import flow_upload, tenant_create, token_create
-from workers.services import worker_heartbeat
+from flows.services import worker_heartbeat
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def post(api, body):
 
 
 def test_worker_group_create_get_update_delete(api):
-    tenant_get("main")  # the default tenant, created on first use
+    tenant_get("main")  # the default tenant exists from the first migration
     tenant_create(key="other")
     created = post(api, {"key": "gpu", "description": "GPU boxes", "allowedTenants": ["main"]})
 

@@ -1,4 +1,4 @@
-"""`workergroup create|list|delete` (SPEC §7)."""
+"""`workergroup create|list|delete`."""
 from datetime import timedelta
 
 import pytest
@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from flows.models import Execution, State, TaskRun
 from flows.services import flow_upload, tenant_create
-from workers.models import Worker, WorkerGroup
-from workers.services import worker_group_create, worker_heartbeat
+from flows.models import Worker, WorkerGroup
+from flows.services import worker_group_create, worker_heartbeat
 
 FLOW = """\
 id: hello

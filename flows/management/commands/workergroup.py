@@ -1,9 +1,9 @@
-"""`workergroup create|list|delete` (SPEC §7)."""
+"""`workergroup create|list|delete`."""
 from django.core.management.base import BaseCommand, CommandError
 
 from flows.errors import UserError
-from workers.selectors import worker_group_health, worker_group_list
-from workers.services import worker_group_create, worker_group_delete
+from flows.selectors import worker_group_health, worker_group_list
+from flows.services import worker_group_create, worker_group_delete
 
 DEFAULT_LABEL = "(default)"
 

@@ -1,0 +1,58 @@
+"""The messages the engine sends through Celery, addressed by task name only.
+
+`flows` never imports the code that runs these tasks (it lives in `workers`); a message names the
+task and the queue, and Celery delivers it to whichever process consumes that queue. Messages are
+sent after the current transaction commits, so a worker never looks for a row that is not there.
+
+`sending_to()` swaps the sender for a function: the engine's unit tests record what would be sent.
+"""
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from celery import current_app
+from django.db import transaction
+
+RUN_TASKRUN = "workers.run_taskrun"
+ADVANCE_EXECUTION = "flows.execution_advance"
+EXECUTOR_QUEUE = "executor"
+
+
+@dataclass(frozen=True)
+class Message:
+    task: str
+    args: tuple
+    queue: str
+    countdown: float | None = None
+
+
+def taskrun_message(*, taskrun_id, attempt: int, queue: str, countdown: float | None = None) -> Message:
+    return Message(RUN_TASKRUN, (str(taskrun_id), attempt), queue, countdown or None)
+
+
+def advance_message(*, execution_id) -> Message:
+    return Message(ADVANCE_EXECUTION, (str(execution_id),), EXECUTOR_QUEUE)
+
+
+def send_to_broker(message: Message) -> None:
+    current_app.send_task(message.task, args=list(message.args), queue=message.queue, countdown=message.countdown)
+
+
+_sender = send_to_broker
+
+
+def send(messages: list[Message]) -> None:
+    """Send `messages` once the current transaction commits (at once outside a transaction)."""
+    if messages:
+        messages = list(messages)
+        transaction.on_commit(lambda: [_sender(message) for message in messages])
+
+
+@contextmanager
+def sending_to(sender):
+    """Within the block, messages go to `sender(message)` instead of the broker."""
+    global _sender
+    previous, _sender = _sender, sender
+    try:
+        yield
+    finally:
+        _sender = previous

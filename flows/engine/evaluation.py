@@ -1,0 +1,215 @@
+"""One evaluation of an execution's task tree.
+
+`ExecutionEvaluation` walks the flow's tasks against the task runs that exist: it creates the task
+runs whose turn has come (routing each runnable one to its worker group, by the fallback policy),
+asks each flowable task's handler how its children stand, ends flowable task runs whose children
+are done, and returns the state of the whole tree. It only decides; `save()` hands the writes to
+`flows.states` and the messages to `flows.dispatch`.
+"""
+import hashlib
+import uuid
+
+from django.utils import timezone
+
+from .. import dispatch
+from ..context import execution_context, with_taskrun
+from ..definition import ParsedFlow
+from ..expressions import ExpressionError, is_truthy, render
+from ..fallback import WAIT, fallback_decide
+from ..models import TERMINAL_STATES, Execution, LogLine, State, TaskRun, queue_for_group
+from ..routing import RoutingError, route_resolve, worker_group_problem
+from ..selectors import alive_queues
+from ..states import taskruns_save, transition
+from .flowables import handler_for
+
+# How a task run's own state counts for the sequence that holds it.
+STATE_IN_SEQUENCE = {State.CANCELLED: State.KILLED, State.SKIPPED: State.SUCCESS}
+
+
+def scope_key(parent_id, task_id: str, value: str | None) -> str:
+    """Identifies a task run inside its execution: (parent, task id, loop value)."""
+    raw = f"{parent_id or ''}|{task_id}|{'' if value is None else value}"
+    return hashlib.sha1(raw.encode()).hexdigest()
+
+
+def combine(states: list[str]) -> str:
+    """The state of branches run side by side: running while any runs, else the worst outcome."""
+    for state in (State.RUNNING, State.FAILED, State.KILLED, State.WARNING):
+        if state in states:
+            return state
+    return State.SUCCESS
+
+
+class ExecutionEvaluation:
+    def __init__(self, execution: Execution, parsed: ParsedFlow, runs: list[TaskRun]):
+        self.execution = execution
+        self.document = parsed.document
+        self.now = timezone.now()
+        self.runs = runs
+        self.by_scope = {run.scope_key: run for run in runs}
+        self.by_id = {run.id: run for run in runs}
+        self.started = {(run.parent_id, run.value) for run in runs}
+        self.killing = execution.state == State.KILLING
+        self.kill_requested = False
+        self.created: list[TaskRun] = []
+        self.changed: dict = {}
+        self.logs: list[LogLine] = []
+        self.messages: list[dispatch.Message] = []
+        self._context: dict | None = None
+        self._alive_queues: set | None = None
+        self._group_problems: dict = {}
+        self._namespaces: dict = {}
+
+    # --- walking the tree ------------------------------------------------------------------------
+
+    def evaluate(self) -> str:
+        state = self.sequence(self.document.tasks, None, None)
+        return self.with_errors(state, self.document.errors, None, None)
+
+    def with_errors(self, state: str, errors: list, parent: TaskRun | None, value: str | None) -> str:
+        """A failed block runs its `errors` tasks; it stays running until they end."""
+        if state == State.FAILED and errors and not self.killing:
+            if self.sequence(errors, parent, value) == State.RUNNING:
+                return State.RUNNING
+        return state
+
+    def sequence(self, tasks: list, parent: TaskRun | None, value: str | None) -> str:
+        """Tasks one after another: stops at the first one running, failed or killed."""
+        warning = False
+        for task in tasks:
+            if task.disabled:
+                continue
+            state = self.step(task, parent, value)
+            if state in (State.RUNNING, State.FAILED, State.KILLED):
+                return state
+            warning = warning or state == State.WARNING
+        return State.WARNING if warning else State.SUCCESS
+
+    def concurrently(self, branches: list, limit: int) -> str:
+        """Branches side by side, at most `limit` at once (0: no limit). A branch is (started, run it);
+        after a failure or a kill, branches not started yet never start."""
+        states, active, failed = [], 0, False
+        for started, run_branch in branches:
+            if not started:
+                if failed or self.killing:
+                    continue
+                if limit and active >= limit:
+                    states.append(State.RUNNING)
+                    continue
+            state = run_branch()
+            active += state == State.RUNNING
+            failed = failed or state == State.FAILED
+            states.append(state)
+        return combine(states)
+
+    def step(self, task, parent: TaskRun | None, value: str | None) -> str:
+        """The state of one task within its sequence, creating its task run when its turn has come."""
+        run = self.by_scope.get(scope_key(parent.id if parent else None, task.id, value))
+        if run is None:
+            if self.killing:
+                return State.KILLED
+            run = self.create(task, parent, value)
+        state = self.advance_flowable(run, task) if task.flowable else run.state
+        if state not in TERMINAL_STATES:
+            return State.RUNNING
+        if state == State.FAILED and task.allowFailure:
+            return State.WARNING
+        return STATE_IN_SEQUENCE.get(state, state)
+
+    def advance_flowable(self, run: TaskRun, task) -> str:
+        if run.state in TERMINAL_STATES:
+            return run.state
+        state = handler_for(task).advance(self, run, task)
+        state = self.with_errors(state, task.errors, run, run.value)
+        if state == State.RUNNING:
+            return state
+        if state == State.FAILED and task.allowFailure:
+            state = State.WARNING
+        transition(run, state, self.now)
+        self.changed[run.id] = run
+        return state
+
+    def has_run(self, parent: TaskRun, task_id: str, value: str | None) -> bool:
+        return scope_key(parent.id, task_id, value) in self.by_scope
+
+    def has_started_iteration(self, parent: TaskRun, value: str) -> bool:
+        return (parent.id, value) in self.started
+
+    def context(self) -> dict:
+        """Outputs only change when task runs end, never during one evaluation: built once."""
+        if self._context is None:
+            self._context = execution_context(execution=self.execution, document=self.document, runs=self.runs,
+                                              runs_by_id=self.by_id)
+        return self._context
+
+    # --- creating task runs ------------------------------------------------------------------------
+
+    def create(self, task, parent: TaskRun | None, value: str | None) -> TaskRun:
+        run = TaskRun(
+            id=uuid.uuid4(), execution=self.execution, parent=parent,
+            scope_key=scope_key(parent.id if parent else None, task.id, value),
+            task_id=task.id, task_type=task.type, value=value, state=State.CREATED,
+            state_history=[{"state": State.CREATED, "date": self.now.isoformat()}], created=self.now,
+        )
+        self.created.append(run)
+        self.by_scope[run.scope_key] = run
+        self.by_id[run.id] = run
+        self.started.add((run.parent_id, run.value))
+        context = with_taskrun(self.context(), run, self.by_id)
+        try:
+            if task.runIf is not None and not is_truthy(render(task.runIf, context)):
+                transition(run, State.SKIPPED, self.now)
+            elif task.flowable:
+                run.outputs = handler_for(task).plan(task, context)
+                run.start_date = self.now
+                transition(run, State.RUNNING, self.now)
+            else:
+                self.route(run, task, context)
+        except (ExpressionError, RoutingError) as error:
+            self.fail(run, str(error))
+        return run
+
+    def route(self, run: TaskRun, task, context: dict) -> None:
+        route = route_resolve(holder=task, document=self.document, tenant=self.execution.tenant, context=context,
+                              namespace_cache=self._namespaces)
+        run.worker_group, run.fallback, run.max_wait_seconds = route.key, route.fallback, route.max_wait_seconds
+        decision = fallback_decide(
+            group_key=route.key, fallback=route.fallback, max_wait_seconds=route.max_wait_seconds,
+            problem=self.group_problem(route.key), alive=self.group_alive(route.key), waited_seconds=0.0,
+        )
+        if decision.action == State.FAILED:
+            self.fail(run, decision.message)
+        elif decision.action == State.CANCELLED:
+            self.log(run, "WARN", decision.message)
+            transition(run, State.CANCELLED, self.now)
+            self.kill_requested = True
+        else:  # PUBLISH, or WAIT: sent all the same, to wait in the group's queue
+            if decision.action == WAIT:
+                self.log(run, "WARN", decision.message)
+            run.published = self.now
+            self.messages.append(dispatch.taskrun_message(taskrun_id=run.id, attempt=run.attempt,
+                                                          queue=queue_for_group(route.key)))
+
+    def group_problem(self, key: str) -> str | None:
+        if key not in self._group_problems:
+            self._group_problems[key] = worker_group_problem(key, self.execution.tenant)
+        return self._group_problems[key]
+
+    def group_alive(self, key: str) -> bool:
+        if self._alive_queues is None:
+            self._alive_queues = alive_queues()
+        return queue_for_group(key) in self._alive_queues
+
+    def fail(self, run: TaskRun, message: str) -> None:
+        run.error = message
+        transition(run, State.FAILED, self.now)
+        self.log(run, "ERROR", message)
+        self.changed[run.id] = run
+
+    def log(self, run: TaskRun, level: str, message: str) -> None:
+        self.logs.append(LogLine(execution_id=self.execution.id, task_run=run, task_id=run.task_id, level=level,
+                                 message=message))
+
+    def save(self) -> None:
+        taskruns_save(created=self.created, changed=list(self.changed.values()), logs=self.logs)
+        dispatch.send(self.messages)

@@ -1,0 +1,152 @@
+"""State transitions of task runs and executions: the only module that writes their states.
+
+Every change appends to the state history, and every change a concurrent process could race
+(a worker claiming or ending a task run, the reconciler ending one that waits) is a conditional
+update on (id, state, attempt) that must touch exactly one row: whoever loses does nothing. The
+guarantees this gives are described in docs/guarantees.md.
+"""
+from datetime import datetime
+
+from django.db import transaction
+
+from .models import TERMINAL_STATES, Execution, LogLine, State, TaskRun
+
+
+def history_with(obj, *states: str, when: datetime) -> list:
+    """`obj`'s state history with `states` appended."""
+    return [*obj.state_history, *({"state": state, "date": when.isoformat()} for state in states)]
+
+
+def transition(obj, state: str, when: datetime) -> None:
+    """In memory only: the engine changes rows it holds under the execution's lock, then saves them."""
+    obj.state = state
+    obj.state_history = history_with(obj, state, when=when)
+    if state in TERMINAL_STATES:
+        obj.end_date = when
+
+
+def attempts_with(run: TaskRun, state: str, when: datetime) -> list:
+    """`run`'s attempts with the current one recorded as ended in `state`."""
+    return [*run.attempts, {
+        "attempt": run.attempt, "state": state, "workerId": run.worker_id,
+        "startDate": run.start_date.isoformat() if run.start_date else None, "endDate": when.isoformat(),
+    }]
+
+
+def _guarded(run: TaskRun, from_state: str, **fields) -> bool:
+    """Change `run` only if it is still in `from_state` at the same attempt."""
+    return TaskRun.objects.filter(id=run.id, state=from_state, attempt=run.attempt).update(**fields) == 1
+
+
+def _log(run: TaskRun, level: str, message: str) -> LogLine:
+    return LogLine(execution_id=run.execution_id, task_run_id=run.id, task_id=run.task_id, level=level, message=message)
+
+
+# --- task runs: the engine's own writes (under the execution's row lock) ------------------------
+
+
+def taskruns_save(*, created: list[TaskRun], changed: list[TaskRun], logs: list[LogLine]) -> None:
+    """Store what one evaluation of an execution decided: new task runs, ended flowable ones, logs."""
+    if created:
+        TaskRun.objects.bulk_create(created)
+    created_ids = {run.id for run in created}
+    for run in changed:
+        if run.id not in created_ids:
+            run.save(update_fields=["state", "state_history", "end_date", "error", "outputs"])
+    if logs:
+        LogLine.objects.bulk_create(logs)
+
+
+# --- task runs: writes that race (workers, reconciler) -------------------------------------------
+
+
+def taskrun_claim(*, taskrun_id, attempt: int, worker_id: str, when: datetime) -> TaskRun | None:
+    """CREATED → RUNNING for this attempt: a task run starts at most once per attempt."""
+    run = (
+        TaskRun.objects.select_related("execution__flow_revision", "execution__tenant")
+        .filter(id=taskrun_id, state=State.CREATED, attempt=attempt)
+        .first()
+    )
+    if run is None:
+        return None
+    history = history_with(run, State.RUNNING, when=when)
+    if not _guarded(run, State.CREATED, state=State.RUNNING, worker_id=worker_id, start_date=when, state_history=history):
+        return None
+    run.state, run.worker_id, run.start_date, run.state_history = State.RUNNING, worker_id, when, history
+    return run
+
+
+def taskrun_end(*, run: TaskRun, state: str, outputs: dict, error: str, logs: list[tuple[str, str]],
+                when: datetime) -> bool:
+    """RUNNING → a final state, with the attempt recorded and the task's log lines."""
+    with transaction.atomic():
+        ended = _guarded(
+            run, State.RUNNING, state=state, outputs=outputs, error=error, end_date=when,
+            attempts=attempts_with(run, state, when), state_history=history_with(run, state, when=when),
+        )
+        LogLine.objects.bulk_create(_log(run, level, message) for level, message in logs)
+    return ended
+
+
+def taskrun_retry(*, run: TaskRun, failed_state: str, outputs: dict, error: str, logs: list[tuple[str, str]],
+                  when: datetime) -> bool:
+    """RUNNING → CREATED at the next attempt, the failed one recorded (history: failed, RETRYING, CREATED)."""
+    with transaction.atomic():
+        retried = _guarded(
+            run, State.RUNNING, state=State.CREATED, attempt=run.attempt + 1, worker_id="", published=when,
+            outputs=outputs, error=error, attempts=attempts_with(run, failed_state, when),
+            state_history=history_with(run, failed_state, State.RETRYING, State.CREATED, when=when),
+        )
+        LogLine.objects.bulk_create(_log(run, level, message) for level, message in logs)
+    return retried
+
+
+def taskrun_reattempt(*, run: TaskRun, message: str, when: datetime) -> bool:
+    """RUNNING → CREATED at the next attempt: the worker running it was lost, the attempt with it."""
+    with transaction.atomic():
+        changed = _guarded(
+            run, State.RUNNING, state=State.CREATED, attempt=run.attempt + 1, worker_id="", published=when,
+            attempts=attempts_with(run, State.FAILED, when), state_history=history_with(run, State.CREATED, when=when),
+        )
+        if changed:
+            _log(run, "WARN", message).save()
+    return changed
+
+
+def taskrun_kill_lost(*, run: TaskRun, when: datetime) -> bool:
+    """RUNNING → KILLED: its execution is being killed and its worker is gone, so nobody else will end it."""
+    return _guarded(run, State.RUNNING, state=State.KILLED, end_date=when,
+                    state_history=history_with(run, State.KILLED, when=when))
+
+
+def taskrun_end_waiting(*, run: TaskRun, state: str, message: str, when: datetime) -> bool:
+    """CREATED → FAILED or CANCELLED, for a task run no worker of its group may take (fallback, maxWait)."""
+    with transaction.atomic():
+        ended = _guarded(
+            run, State.CREATED, state=state, error=message if state == State.FAILED else "", end_date=when,
+            state_history=history_with(run, state, when=when),
+        )
+        if ended:
+            _log(run, "ERROR" if state == State.FAILED else "WARN", message).save()
+    return ended
+
+
+def taskrun_republished(*, run: TaskRun, when: datetime) -> bool:
+    """Records that a waiting task run's message was sent again; its state does not change."""
+    return _guarded(run, State.CREATED, published=when)
+
+
+# --- executions (always under the execution's row lock) ------------------------------------------
+
+
+def execution_save(execution: Execution) -> None:
+    execution.save(update_fields=["state", "state_history", "start_date", "end_date"])
+
+
+def execution_mark_killing(*, execution: Execution, when: datetime) -> None:
+    """The execution becomes KILLING; task runs still waiting for a worker are KILLED at once."""
+    transition(execution, State.KILLING, when)
+    execution_save(execution)
+    for run in execution.task_runs.filter(state=State.CREATED):
+        transition(run, State.KILLED, when)
+        run.save(update_fields=["state", "state_history", "end_date"])
