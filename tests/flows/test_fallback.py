@@ -13,7 +13,7 @@ from tests.support import run_flow, task_runs, wait_execution, wait_for, workers
 from flows.models import Worker
 from flows.services import worker_group_create
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps tenant main (a data migration)
 
 
 def _flow(group: str, fallback: str, extra: str = "", task: str = "io.kestra.plugin.core.debug.Return\n    format: done") -> str:

@@ -5,7 +5,7 @@ from flows.services import namespace_set, tenant_create
 from tests.support import run_flow, task_runs, workers_alive
 from flows.services import worker_group_create
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps tenant main (a data migration)
 
 
 def test_tasks_run_on_their_groups_workers(engine):

@@ -16,7 +16,7 @@ from tests.support import ROOT, task_runs, wait_execution, wait_for, workers_ali
 from flows.models import Worker
 from flows.services import worker_group_create
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps tenant main (a data migration)
 
 
 def _start(source: str):
