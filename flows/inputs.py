@@ -1,13 +1,23 @@
-"""Typed execution inputs: each value coerced to its declared type, or a clear error."""
+"""Typed execution inputs: each value coerced to its declared type by a pydantic TypeAdapter, or a
+clear error naming the input."""
 import json
 from datetime import datetime
 from typing import Any
 
+from pydantic import Json, TypeAdapter, ValidationError
+
 from .errors import Fault, UserError
 from .schema import Input
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", "-0", ""}
+# Kestra reads these strings as false as well as pydantic's own (false, 0, no, off, f, n).
+_ALSO_FALSE = {"-0", ""}
+_ADAPTERS = {
+    "INT": (TypeAdapter(int), "is not an integer"),
+    "FLOAT": (TypeAdapter(float), "is not a number"),
+    "BOOLEAN": (TypeAdapter(bool), "is not a boolean (use true or false)"),
+    "DATETIME": (TypeAdapter(datetime), "is not an ISO-8601 date-time"),
+    "JSON": (TypeAdapter(Json[Any]), "is not valid JSON"),
+}
 
 
 def _coerce(spec: Input, value: Any) -> Any:
@@ -16,54 +26,23 @@ def _coerce(spec: Input, value: Any) -> Any:
         if isinstance(value, (dict, list)):
             raise ValueError("expected a string")
         return value if isinstance(value, str) else str(value)
-    if kind == "INT":
-        if isinstance(value, bool):
-            raise ValueError("expected an integer")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
-        raise ValueError(f"'{value}' is not an integer")
-    if kind == "FLOAT":
-        if isinstance(value, bool):
-            raise ValueError("expected a number")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"'{value}' is not a number") from None
-    if kind == "BOOLEAN":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise ValueError(f"'{value}' is not a boolean (use true or false)")
-    if kind == "JSON":
-        if isinstance(value, str):
-            try:
-                return json.loads(value)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"invalid JSON: {error}") from None
-        return value
-    if kind == "DATETIME":
-        try:
-            parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"'{value}' is not an ISO-8601 date-time") from None
-        return parsed.isoformat()
     if kind == "SELECT":
         text = value if isinstance(value, str) else str(value)
         if text not in (spec.values or []):
             raise ValueError(f"'{text}' is not one of {', '.join(spec.values or [])}")
         return text
-    raise ValueError(f"unsupported input type {kind}")
+    if kind == "JSON" and not isinstance(value, str):
+        return value  # already structured (a JSON body or a YAML default)
+    if kind in ("INT", "FLOAT") and isinstance(value, bool):
+        raise ValueError(f"expected {'an integer' if kind == 'INT' else 'a number'}, got a boolean")
+    if kind == "BOOLEAN" and isinstance(value, str) and value.strip().lower() in _ALSO_FALSE:
+        return False
+    adapter, fault = _ADAPTERS[kind]
+    try:
+        coerced = adapter.validate_python(value.strip() if isinstance(value, str) and kind != "JSON" else value)
+    except ValidationError:
+        raise ValueError(f"'{value}' {fault}") from None
+    return coerced.isoformat() if kind == "DATETIME" else coerced
 
 
 def inputs_resolve(declared: list[Input], given: dict) -> dict:

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .durations import parse_duration
+from .models import KEY_PATTERN
 
-ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
 NAMESPACE_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 
 
@@ -57,7 +57,7 @@ class Retry(Strict):
 
 
 class TaskBase(Strict):
-    id: str = Field(pattern=ID_PATTERN)
+    id: str = Field(pattern=KEY_PATTERN)
     description: str | None = None
     workerGroup: WorkerGroupRef | None = None
     retry: Retry | None = None
@@ -221,11 +221,9 @@ for _model in (FlowableBase, SequentialTask, ParallelTask, IfTask, SwitchTask, F
 
 
 class TriggerBase(Strict):
-    id: str = Field(pattern=ID_PATTERN)
+    id: str = Field(pattern=KEY_PATTERN)
     description: str | None = None
     disabled: bool = False
-
-    polling: ClassVar[bool] = False
 
 
 class ScheduleTrigger(TriggerBase):
@@ -262,8 +260,6 @@ class PollingTriggerBase(TriggerBase):
     interval: Duration = "PT60S"
     workerGroup: WorkerGroupRef | None = None
 
-    polling: ClassVar[bool] = True
-
 
 class HttpTrigger(PollingTriggerBase):
     type: Literal["io.kestra.plugin.core.http.Trigger"]
@@ -290,7 +286,7 @@ Trigger = Annotated[Union[ScheduleTrigger, HttpTrigger, LocalFileTrigger], Field
 
 
 class Input(Strict):
-    id: str = Field(pattern=ID_PATTERN)
+    id: str = Field(pattern=KEY_PATTERN)
     type: Literal["STRING", "INT", "FLOAT", "BOOLEAN", "JSON", "DATETIME", "SELECT"] = "STRING"
     defaults: Any = None
     description: str | None = None
@@ -317,7 +313,7 @@ class Label(Strict):
 
 
 class FlowDocument(Strict):
-    id: str = Field(pattern=ID_PATTERN)
+    id: str = Field(pattern=KEY_PATTERN)
     namespace: str = Field(pattern=NAMESPACE_PATTERN)
     revision: int | None = None
     description: str | None = None

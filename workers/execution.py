@@ -33,9 +33,9 @@ def taskrun_execute(*, taskrun_id: str, attempt: int, worker_id: str) -> None:
     try:
         outputs = RUNNERS[task.type](task, runtime) or {}
     except TaskFailed as failure:
-        outputs, error, state = failure.outputs, str(failure), failure.state
+        outputs, error, state = failure.outputs, str(failure), failure.ends_in
     except TaskStopped as stop:
-        error, state = str(stop), stop.state
+        error, state = str(stop), stop.ends_in
     except ExpressionError as failure:
         error, state = str(failure), State.FAILED
     except Exception as failure:  # a task's own fault must end its task run, never the worker

@@ -32,7 +32,7 @@ class TaskFailed(Exception):
     def __init__(self, message: str, outputs: dict | None = None, state: str = "FAILED"):
         super().__init__(message)
         self.outputs = outputs or {}
-        self.state = state
+        self.ends_in = state
 
 
 class TaskStopped(Exception):
@@ -40,7 +40,7 @@ class TaskStopped(Exception):
 
     def __init__(self, message: str, state: str):
         super().__init__(message)
-        self.state = state
+        self.ends_in = state
 
 
 @dataclass
