@@ -67,7 +67,7 @@ def main() -> None:
         from flows.models import Execution
         from flows.services import flow_upload, token_create
         from project.celery import app
-        from workers.selectors import alive_workers
+        from flows.selectors import alive_workers
 
         wait_for(lambda: {"executor@bench", "default@bench"} <= {w.hostname for w in alive_workers()}, 60, "workers")
         tasks = "".join(
