@@ -1,6 +1,5 @@
 """Typed execution inputs: each value coerced to its declared type by a pydantic TypeAdapter, or a
 clear error naming the input."""
-import json
 from datetime import datetime
 from typing import Any
 

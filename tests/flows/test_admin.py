@@ -8,11 +8,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.urls import reverse
 
-from flows.models import Execution, Flow, FlowRevision, LogLine, State, TaskRun, Tenant
-from flows.services import flow_upload, tenant_create
-from flows.models import WorkerGroup
+from flows.models import Execution, Flow, FlowRevision, LogLine, State, TaskRun, Tenant, WorkerGroup
+from flows.services import flow_upload, tenant_create, worker_group_create, worker_heartbeat
 from tests.support import LOG_FLOW_ON_GROUP
-from flows.services import worker_group_create, worker_heartbeat
 
 FLOW = LOG_FLOW_ON_GROUP
 

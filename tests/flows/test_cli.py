@@ -9,9 +9,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from flows.models import Flow, FlowRevision, Namespace, Tenant
-from flows.services import tenant_create, token_user
+from flows.services import tenant_create, token_user, worker_group_create
 from tests.support import LOG_FLOW_ON_GROUP, ROOT as PROJECT
-from flows.services import worker_group_create
 
 
 FLOW = LOG_FLOW_ON_GROUP

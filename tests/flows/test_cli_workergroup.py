@@ -6,10 +6,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from flows.models import Execution, State, TaskRun
-from flows.services import flow_upload, tenant_create
-from flows.models import Worker, WorkerGroup
-from flows.services import worker_group_create, worker_heartbeat
+from flows.models import Execution, State, TaskRun, Worker, WorkerGroup
+from flows.services import flow_upload, tenant_create, worker_group_create, worker_heartbeat
 
 FLOW = """\
 id: hello

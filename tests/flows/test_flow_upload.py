@@ -8,11 +8,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from flows.errors import UserError
-from flows.models import Flow, FlowRevision
+from flows.models import Flow, FlowRevision, WorkerGroup
 from flows.selectors import tenant_get
-from flows.services import flow_upload, flow_validate, tenant_create
-from flows.models import WorkerGroup
-from flows.services import worker_group_create
+from flows.services import flow_upload, flow_validate, tenant_create, worker_group_create
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,7 @@ import pytest
 from flows.definition import parse_flow
 from flows.routing import RoutingError, route_resolve
 from flows.selectors import tenant_get
-from flows.services import namespace_set, tenant_create, tenant_update
-from flows.services import worker_group_create
+from flows.services import namespace_set, tenant_create, tenant_update, worker_group_create
 
 pytestmark = pytest.mark.django_db
 

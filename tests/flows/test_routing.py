@@ -1,9 +1,8 @@
 """Worker-group routing end to end: real workers, real Redis."""
 import pytest
 
-from flows.services import namespace_set, tenant_create
+from flows.services import namespace_set, tenant_create, worker_group_create
 from tests.support import run_flow, task_runs, workers_alive
-from flows.services import worker_group_create
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps tenant main (a data migration)
 

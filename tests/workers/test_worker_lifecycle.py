@@ -9,12 +9,10 @@ import pytest
 import redis
 
 from flows.engine import execution_create
-from flows.models import State, TaskRun
+from flows.models import State, TaskRun, Worker
 from flows.reconciler import taskruns_reconcile
-from flows.services import flow_upload
+from flows.services import flow_upload, worker_group_create
 from tests.support import ROOT, task_runs, wait_execution, wait_for, workers_alive
-from flows.models import Worker
-from flows.services import worker_group_create
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps tenant main (a data migration)
 
