@@ -1,22 +1,22 @@
-"""Settings read from the environment (SPEC §2): DATABASE_URL, CELERY_BROKER_URL, SECRET_KEY, DEBUG."""
-import os
+"""Settings, read from the environment through django-environ; no `.env` file is read.
+
+Every variable, its default and what it changes is listed in docs/configuration.md. The reliability
+settings (WORKER_HEARTBEAT_INTERVAL, REPUBLISH_AFTER_SECONDS, VISIBILITY_TIMEOUT) are explained in
+docs/guarantees.md.
+"""
 from pathlib import Path
 
-import dj_database_url
+import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+env = environ.Env()
+# A value starting with `$` names another variable (django-environ's proxy); `\$` is a literal `$`.
+env.escape_proxy = True
 
-def env_flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me")
-DEBUG = env_flag("DEBUG", True)
-ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "*").split(",") if h]
+SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-change-me")
+DEBUG = env.bool("DEBUG", default=True)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -31,6 +31,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's static files from STATIC_ROOT under gunicorn (after `collectstatic`).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -58,12 +60,8 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "project.wsgi.application"
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
-    )
-}
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, executor, beat and workers all write: WAL plus IMMEDIATE transactions keep
     # concurrent writers waiting on the busy timeout instead of failing "database is locked".
@@ -73,7 +71,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
     }
-    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_SQLITE_PATH", str(BASE_DIR / "test-db.sqlite3"))}
+    DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_SQLITE_PATH", default=str(BASE_DIR / "test-db.sqlite3"))}
 
 AUTH_PASSWORD_VALIDATORS = []
 
@@ -84,18 +82,22 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# With DEBUG off (production) whitenoise indexes STATIC_ROOT once at start; with DEBUG on it looks
+# files up per request, so development and the tests run without `collectstatic`. This follows the
+# environment's DEBUG, not the test runner's, which turns DEBUG off.
+WHITENOISE_AUTOREFRESH = DEBUG
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
 }
 
 # Celery: every worker gets the same reliability options from here, never from its command line.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
-CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -107,7 +109,7 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Longer than the longest task a worker may hold unacknowledged; the reconciler covers the rest.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("VISIBILITY_TIMEOUT", "3600"))}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("VISIBILITY_TIMEOUT", default=3600)}
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_ROUTES = {
@@ -115,11 +117,11 @@ CELERY_TASK_ROUTES = {
     "flows.scheduler_tick": {"queue": "executor"},
 }
 CELERY_BEAT_SCHEDULE = {
-    "scheduler-tick": {"task": "flows.scheduler_tick", "schedule": float(os.environ.get("SCHEDULER_TICK_SECONDS", "2"))},
+    "scheduler-tick": {"task": "flows.scheduler_tick", "schedule": env.float("SCHEDULER_TICK_SECONDS", default=2.0)},
 }
 
-# A worker is alive while its last heartbeat is younger than 3 intervals (SPEC §3).
-WORKER_HEARTBEAT_INTERVAL = float(os.environ.get("WORKER_HEARTBEAT_INTERVAL", "5"))
+# A worker is alive while its last heartbeat is younger than 3 intervals (docs/guarantees.md).
+WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=5.0)
 # A task run still CREATED this long after publishing, in a group with workers and an empty queue,
 # had its message lost (broker restart, purge): the reconciler publishes it again.
-REPUBLISH_AFTER_SECONDS = float(os.environ.get("REPUBLISH_AFTER_SECONDS", "30"))
+REPUBLISH_AFTER_SECONDS = env.float("REPUBLISH_AFTER_SECONDS", default=30.0)
