@@ -1,10 +1,51 @@
+"""The Celery app of every process: executor, beat, group workers and flower.
+
+The scheduler tick runs every SCHEDULER_TICK_SECONDS. At `-l info` Celery would log each one three
+times (beat's "Sending due task", the executor's "received" and "succeeded"); `QuietTick` lowers
+those lines, and only those, to DEBUG, so an idle stack is silent and `-l debug` still shows them.
+"""
+import logging
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+
+TICK_TASK = "flows.scheduler_tick"
 
 app = Celery("project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.steps["consumer"].add("workers.bootsteps:HeartbeatStep")
+
+
+class QuietTick(logging.Filter):
+    """A handler filter: an INFO record about the tick task becomes DEBUG, and is dropped unless its
+    logger has DEBUG enabled. Celery names the task in the record's arguments: a tuple for beat's
+    "Sending due task %s (%s)", a dict with `name` for a worker's "Task %(name)s[%(id)s] ..."."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        decided = getattr(record, "quiet_tick", None)  # a record reaches every handler: decide once
+        if decided is not None:
+            return decided
+        if record.levelno != logging.INFO or not is_about_tick(record.args):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        record.quiet_tick = logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return record.quiet_tick
+
+
+def is_about_tick(args) -> bool:
+    if isinstance(args, dict):
+        return args.get("name") == TICK_TASK
+    if isinstance(args, tuple):
+        return TICK_TASK in args
+    return False
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def quiet_tick_install(logger: logging.Logger, **kwargs) -> None:
+    for handler in logger.handlers:
+        if not any(isinstance(existing, QuietTick) for existing in handler.filters):
+            handler.addFilter(QuietTick())
