@@ -1,0 +1,59 @@
+"""What ninja does not read for us: raw text bodies (flow sources, JSON before ninja checks it),
+execution inputs as form fields or JSON, and `key:value` labels."""
+import json
+
+from flows.errors import Fault, UserError
+
+from .errors import MalformedBody, UnsupportedMediaType
+
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def text_body(request) -> str:
+    """The raw body as UTF-8 text, whatever the content type."""
+    try:
+        return request.body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MalformedBody(f"the body is not UTF-8 text (byte {error.start})") from None
+
+
+def json_value(text: str):
+    if not text.strip():
+        raise MalformedBody("a JSON object is required as the request body")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise MalformedBody([Fault(f"invalid JSON: {error.msg}", line=error.lineno, column=error.colno)]) from None
+
+
+def inputs_body(request) -> dict:
+    """Execution inputs, as Kestra takes them: form fields (multipart or urlencoded) or a JSON
+    object; no body at all means no inputs. Values stay as sent: the engine types them."""
+    if request.content_type in FORM_TYPES:
+        if request.FILES:
+            name = next(iter(request.FILES))
+            raise UserError(f"file inputs are not supported: send '{name}' as a form field", path=f"inputs.{name}")
+        return {key: values[-1] if len(values) == 1 else values for key, values in request.POST.lists()}
+    text = text_body(request)
+    if not text.strip():
+        return {}
+    if request.content_type not in ("application/json", "", "text/plain"):
+        raise UnsupportedMediaType(
+            f"unsupported content type '{request.content_type}': send inputs as form fields or a JSON object",
+        )
+    data = json_value(text)
+    if not isinstance(data, dict):
+        raise UserError(f"inputs must be a JSON object of input id to value, got {type(data).__name__}",
+                        path="inputs")
+    return data
+
+
+def labels_dict(labels: list[str]) -> dict:
+    """Kestra's `?labels=key:value`, repeated; a later value of the same key wins."""
+    result = {}
+    for item in labels:
+        key, colon, value = item.partition(":")
+        if not colon or not key.strip():
+            raise UserError(f"label '{item}' must be written key:value", path="labels")
+        result[key.strip()] = value
+    return result
