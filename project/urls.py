@@ -1,4 +1,4 @@
-"""Root URLs: the Django admin (the UI) and the REST API (SPEC §7)."""
+"""Root URLs: the Django admin (the UI) and the REST API (docs/api.md)."""
 from django.contrib import admin
 from django.urls import include, path
 

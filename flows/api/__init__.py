@@ -1,6 +1,6 @@
-"""The REST API (SPEC §7): plain Django views, JSON in and out, bearer-token auth.
+"""The REST API on django-ninja (docs/api.md).
 
-`urls` routes, `http.route` wraps every endpoint (auth, method check, error rendering),
-`bodies` parses request bodies, `views` calls one service per request, `rendering` turns
-models into JSON, `openapi` describes it all.
+`api` builds the NinjaAPI (auth, JSON parsing, the one error handler), `views` holds one Router per
+resource, `schemas` every body in and out, `parsing` what ninja does not read for us, `errors` the
+faults only a request can have, `urls` mounts it all.
 """
