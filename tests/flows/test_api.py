@@ -3,8 +3,8 @@ import re
 
 import pytest
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
 
+from flows.api.api import api as ninja_api
 from flows.models import Flow, FlowRevision
 from flows.selectors import tenant_get
 from flows.services import tenant_create, token_create
@@ -242,23 +242,43 @@ def test_tenant_default_shows_in_namespace_effective_defaults(api, gpu):
 # --- OpenAPI --------------------------------------------------------------------------------
 
 
-def _routes(patterns, prefix=""):
-    for pattern in patterns:
-        if isinstance(pattern, URLResolver):
-            yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern))
-        elif isinstance(pattern, URLPattern) and hasattr(pattern.callback, "handlers"):
-            yield prefix + str(pattern.pattern), set(pattern.callback.handlers)
+def _operations():
+    """(path, methods) of every operation registered on the API, in the document's path notation
+    (`{uuid:execution_id}` → `{execution_id}`). ninja keeps its routers in `_routers` only."""
+    for prefix, router in ninja_api._routers:
+        for path, path_view in router.path_operations.items():
+            methods = {method for operation in path_view.operations for method in operation.methods}
+            yield "/api/v1/" + re.sub(r"{\w+:", "{", prefix + path), methods
 
 
-def test_openapi_is_served_without_auth_and_documents_every_route():
+def test_openapi_is_served_without_auth_and_documents_every_operation():
     response = Client().get("/api/v1/openapi.json")
 
     assert response.status_code == 200
     document = response.json()
     assert document["openapi"].startswith("3.1")
-    routes = dict(_routes(get_resolver().url_patterns))
-    assert "api/v1/<str:tenant>/flows" in routes
-    for route, methods in routes.items():
-        documented = "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: "{%s}" % {"flow_id": "id"}.get(m[1], m[1]), route)
-        assert documented in document["paths"], route
-        assert {m.upper() for m in document["paths"][documented] if m != "parameters"} == methods, route
+    operations = dict(_operations())
+    assert "/api/v1/{tenant}/flows" in operations and "/api/v1/{tenant}/executions/search" in operations
+    for path, methods in operations.items():
+        assert path in document["paths"], path
+        assert {m.upper() for m in document["paths"][path]} == methods, path
+        for method, operation in document["paths"][path].items():
+            responses = operation["responses"]
+            assert any(code.startswith("2") for code in responses), (path, method)
+            for code, answer in responses.items():
+                if code != "204":
+                    assert answer["content"]["application/json"]["schema"], (path, method, code)
+            assert responses["401"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+            if method in ("post", "put"):
+                assert operation["requestBody"]["content"], (path, method)
+    yaml_upload = document["paths"]["/api/v1/{tenant}/flows"]["post"]["requestBody"]
+    assert "application/x-yaml" in yaml_upload["content"]
+    assert {"message", "errors"} <= set(document["components"]["schemas"]["Error"]["properties"])
+
+
+def test_interactive_docs_point_at_the_openapi_document():
+    response = Client().get("/api/v1/docs")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    assert "/api/v1/openapi.json" in response.content.decode()
