@@ -32,6 +32,21 @@ def cluster(django_db_setup, django_db_blocker, redis_url):
     engine.stop_all()
 
 
+@pytest.fixture(autouse=True)
+def migrated_rows(request):
+    """Transactional tests empty every table after each test, rows that data migrations made
+    included: before each one, put tenant `main` (flows/migrations/0002_default_tenant.py) back.
+    (`serialized_rollback` would too, but it clashes with content types on PostgreSQL.)"""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not marker.kwargs.get("transaction"):
+        return
+    request.getfixturevalue("transactional_db")
+    from flows.models import Tenant
+    from flows.selectors import DEFAULT_TENANT
+
+    Tenant.objects.get_or_create(key=DEFAULT_TENANT)
+
+
 @pytest.fixture
 def engine(cluster, transactional_db):
     """The session's executor and `default`/`gpu` workers, alive, with group `gpu` created."""

@@ -10,7 +10,7 @@ from flows.models import Execution
 from flows.services import flow_upload, tenant_create, token_create
 from tests.support import wait_execution, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps tenant main (a data migration)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 ROUTED = """\
 id: routed

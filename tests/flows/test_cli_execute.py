@@ -11,7 +11,7 @@ from flows.models import Execution
 from flows.services import flow_upload
 from tests.support import ROOT
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps tenant main (a data migration)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 ROUTED = """\
 id: routed

@@ -10,7 +10,7 @@ from flows.models import State, TaskRun
 from flows.services import flow_upload
 from tests.support import run_flow, task_runs, wait_execution, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps tenant main (a data migration)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _states(execution) -> list[tuple]:

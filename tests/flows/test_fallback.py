@@ -11,7 +11,7 @@ from flows.reconciler import taskruns_reconcile
 from flows.services import flow_upload, worker_group_create
 from tests.support import run_flow, task_runs, wait_execution, wait_for, workers_alive
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps tenant main (a data migration)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _flow(group: str, fallback: str, extra: str = "", task: str = "io.kestra.plugin.core.debug.Return\n    format: done") -> str:

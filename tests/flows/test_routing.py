@@ -4,7 +4,7 @@ import pytest
 from flows.services import namespace_set, tenant_create, worker_group_create
 from tests.support import run_flow, task_runs, workers_alive
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps tenant main (a data migration)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_tasks_run_on_their_groups_workers(engine):
