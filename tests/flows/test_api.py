@@ -74,6 +74,12 @@ def test_unknown_api_path_is_a_json_404(api):
     assert "/api/v1/main/nowhere" in response.json()["message"]
 
 
+def test_a_post_to_an_unknown_path_or_the_api_root_is_a_json_404_too(api):
+    for response in (api.post("/api/v1/main/nowhere"), api.get("/api/v1/")):
+        assert response.status_code == 404
+        assert response.json()["message"].startswith("no API endpoint")
+
+
 def test_malformed_json_body_is_400_with_its_line_and_column(api):
     response = put_json(api, "/api/v1/main/namespaces/company", '{\n  "workerGroup": {"key": "gpu",}\n}')
 
