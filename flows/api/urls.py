@@ -6,7 +6,7 @@ from django.http import HttpResponseNotAllowed
 from django.urls import re_path
 from django.views.decorators.csrf import csrf_exempt
 
-from flows.errors import NotFound
+from flows.errors import NotFound, UserError
 
 from .api import api
 from .errors import MethodNotAllowed
@@ -15,15 +15,19 @@ app_name = "api"
 
 
 def json_405(view):
-    """ninja's PathView answers a wrong method with a plain-text 405 without calling the API."""
+    """ninja's PathView answers a wrong method with a plain-text 405 without calling the API, nor
+    authenticating: without a valid token the answer stays 401, whatever the method."""
 
     @wraps(view)  # keeps ninja's csrf_exempt
     def wrapper(request, *args, **kwargs):
         response = view(request, *args, **kwargs)
-        if isinstance(response, HttpResponseNotAllowed):
-            allowed = sorted(response["Allow"].split(", "))
-            return api.on_exception(request, MethodNotAllowed(request.method, allowed))
-        return response
+        if not isinstance(response, HttpResponseNotAllowed):
+            return response
+        try:
+            api.auth[0](request)
+            raise MethodNotAllowed(request.method, sorted(response["Allow"].split(", ")))
+        except UserError as error:
+            return api.on_exception(request, error)
 
     return wrapper
 

@@ -67,6 +67,13 @@ def test_wrong_method_is_405_json_with_allow(api):
     assert "DELETE" in response.json()["message"]
 
 
+def test_a_wrong_method_without_a_token_is_401_not_405():
+    response = Client().delete("/api/v1/tenants")
+
+    assert response.status_code == 401
+    assert "Allow" not in response
+
+
 def test_unknown_api_path_is_a_json_404(api):
     response = api.get("/api/v1/main/nowhere")
 
