@@ -97,6 +97,7 @@ STATUS = {
 @api.exception_handler(HttpError)
 @api.exception_handler(UserError)
 def render_error(request, error):
+    """The one exception handler: every error becomes the error body (docs/api.md)."""
     if isinstance(error, HttpError):
         if not isinstance(error.__cause__, UserError):  # ninja's own; none is expected
             return api.create_response(request, UserError(str(error)).as_dict(), status=error.status_code)
