@@ -92,9 +92,9 @@ namespaces = Router(tags=["Namespaces"])
 @namespaces.get("{tenant}/namespaces/{namespace}", response={200: Namespace, (401, 404): Error})
 def namespace_get(request, tenant: str, namespace: str):
     """A namespace's own worker-group defaults and the effective ones."""
-    row = selectors.tenant_get(tenant)
-    return Namespace.of(row, namespace, selectors.namespace_find(row, namespace),
-                        selectors.namespace_effective_defaults(row, namespace))
+    tenant_row = selectors.tenant_get(tenant)
+    return Namespace.of(tenant_row, namespace, selectors.namespace_find(tenant_row, namespace),
+                        selectors.namespace_effective_defaults(tenant_row, namespace))
 
 
 @namespaces.put("{tenant}/namespaces/{namespace}", response={200: Namespace, (400, 401, 404, 422): Error})
