@@ -18,7 +18,9 @@ from .fallback import fallback_decide
 from .models import Execution, State, TaskRun, queue_for_group
 from .routing import worker_group_problem
 from .selectors import alive_since, alive_workers
-from .states import taskrun_end_waiting, taskrun_kill_lost, taskrun_reattempt, taskrun_republished
+from .states import (
+    lost_attempts, taskrun_end_waiting, taskrun_fail_lost, taskrun_kill_lost, taskrun_reattempt, taskrun_republished,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ def taskruns_reconcile() -> dict:
     problems: dict = {}
     queue_lengths: dict = {}
     to_advance, to_kill = set(), set()
-    counts = {"failed": 0, "cancelled": 0, "republished": 0, "reattempted": 0}
+    counts = {"failed": 0, "cancelled": 0, "killed": 0, "republished": 0, "reattempted": 0}
 
     waiting = TaskRun.objects.filter(state=State.CREATED).exclude(
         execution__state__in=[State.KILLING, State.KILLED]
@@ -74,8 +76,9 @@ def taskruns_reconcile() -> dict:
         worker_id__in=alive_hosts
     )
     for run in lost:
-        if _reattempt(run, now):
-            counts["reattempted"] += 1
+        outcome = _reattempt(run, now)
+        if outcome:
+            counts[outcome] += 1
             to_advance.add(run.execution_id)
 
     for execution_id in to_kill:
@@ -90,13 +93,20 @@ def taskruns_reconcile() -> dict:
     return counts
 
 
-def _reattempt(run: TaskRun, now) -> bool:
-    """The worker running `run` stopped heartbeating: its attempt is lost, start a new one."""
+def _reattempt(run: TaskRun, now) -> str | None:
+    """The worker running `run` stopped heartbeating: its attempt is lost. Start a new one, unless
+    LOST_WORKER_MAX_REATTEMPTS new attempts were already made for lost workers: then it fails.
+    Returns the count it adds to ("reattempted", "failed", "killed"), or None if it changed nothing."""
     if Execution.objects.filter(id=run.execution_id, state=State.KILLING).exists():
-        return taskrun_kill_lost(run=run, when=now)
+        return "killed" if taskrun_kill_lost(run=run, when=now) else None
+    limit = settings.LOST_WORKER_MAX_REATTEMPTS
+    if lost_attempts(run) >= limit:
+        message = (f"worker {run.worker_id} stopped heartbeating during attempt {run.attempt}; no new attempt: "
+                   f"the task run already lost {limit} worker(s) (LOST_WORKER_MAX_REATTEMPTS={limit})")
+        return "failed" if taskrun_fail_lost(run=run, message=message, when=now) else None
     message = f"worker {run.worker_id} stopped heartbeating; starting attempt {run.attempt + 1}"
     if not taskrun_reattempt(run=run, message=message, when=now):
-        return False
+        return None
     dispatch.send([dispatch.taskrun_message(taskrun_id=run.id, attempt=run.attempt + 1,
                                             queue=queue_for_group(run.worker_group))])
-    return True
+    return "reattempted"

@@ -25,12 +25,21 @@ def transition(obj, state: str, when: datetime) -> None:
         obj.end_date = when
 
 
-def attempts_with(run: TaskRun, state: str, when: datetime) -> list:
-    """`run`'s attempts with the current one recorded as ended in `state`."""
-    return [*run.attempts, {
+def attempts_with(run: TaskRun, state: str, when: datetime, *, worker_lost: bool = False) -> list:
+    """`run`'s attempts with the current one recorded as ended in `state`; `worker_lost` marks an
+    attempt abandoned because its worker stopped heartbeating (they are counted, see `lost_attempts`)."""
+    record = {
         "attempt": run.attempt, "state": state, "workerId": run.worker_id,
         "startDate": run.start_date.isoformat() if run.start_date else None, "endDate": when.isoformat(),
-    }]
+    }
+    if worker_lost:
+        record["workerLost"] = True
+    return [*run.attempts, record]
+
+
+def lost_attempts(run: TaskRun) -> int:
+    """How many of `run`'s ended attempts were abandoned because their worker was lost."""
+    return sum(1 for attempt in run.attempts if attempt.get("workerLost"))
 
 
 def _guarded(run: TaskRun, from_state: str, **fields) -> bool:
@@ -106,10 +115,24 @@ def taskrun_reattempt(*, run: TaskRun, message: str, when: datetime) -> bool:
     with transaction.atomic():
         changed = _guarded(
             run, State.RUNNING, state=State.CREATED, attempt=run.attempt + 1, worker_id="", published=when,
-            attempts=attempts_with(run, State.FAILED, when), state_history=history_with(run, State.CREATED, when=when),
+            attempts=attempts_with(run, State.FAILED, when, worker_lost=True),
+            state_history=history_with(run, State.CREATED, when=when),
         )
         if changed:
             _log(run, "WARN", message).save()
+    return changed
+
+
+def taskrun_fail_lost(*, run: TaskRun, message: str, when: datetime) -> bool:
+    """RUNNING → FAILED: the worker running it was lost and it may not get another attempt."""
+    with transaction.atomic():
+        changed = _guarded(
+            run, State.RUNNING, state=State.FAILED, error=message, end_date=when,
+            attempts=attempts_with(run, State.FAILED, when, worker_lost=True),
+            state_history=history_with(run, State.FAILED, when=when),
+        )
+        if changed:
+            _log(run, "ERROR", message).save()
     return changed
 
 

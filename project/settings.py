@@ -126,3 +126,6 @@ WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=5.0)
 # A task run still CREATED this long after publishing, in a group with workers and an empty queue,
 # had its message lost (broker restart, purge): the reconciler publishes it again.
 REPUBLISH_AFTER_SECONDS = env.float("REPUBLISH_AFTER_SECONDS", default=30.0)
+# A task run whose worker stopped heartbeating gets a new attempt at most this many times, then it
+# fails with the reason (docs/guarantees.md).
+LOST_WORKER_MAX_REATTEMPTS = env.int("LOST_WORKER_MAX_REATTEMPTS", default=3)
