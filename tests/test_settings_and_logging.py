@@ -16,7 +16,7 @@ from celery.app import trace
 from celery.beat import ScheduleEntry, Scheduler
 
 from project.celery import TICK_TASK, QuietTick, app
-from tests.support import ROOT, database_url, wait_for
+from tests.support import ROOT, database_url, start_redis, wait_for
 
 SETTINGS_VARIABLES = (
     "DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS",
@@ -60,8 +60,8 @@ def test_defaults_are_sqlite_in_the_project_and_a_local_redis():
     assert "busy_timeout" in db["OPTIONS"]["init_command"]
     assert db["TEST"]["NAME"] == str(ROOT / "test-db.sqlite3")
     assert values["broker"] == values["backend"] == "redis://127.0.0.1:6379/0"
-    assert values["debug"] is True
-    assert values["hosts"] == ["*"]
+    assert values["debug"] is False  # never Django's debug page unless asked for (DEBUG=true)
+    assert values["hosts"] == ["127.0.0.1", "localhost", "[::1]"]
     assert (values["log_level"], values["visibility"], values["tick"]) == ("WARNING", 3600, 2.0)
     assert (values["heartbeat"], values["republish"]) == (5.0, 30.0)
     assert values["middleware"][:2] == ["django.middleware.security.SecurityMiddleware",
@@ -191,7 +191,17 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def test_beat_and_executor_at_info_are_silent_about_the_tick(redis_url, transactional_db, tmp_path):
+@pytest.fixture
+def own_redis_url():
+    """A redis-server of this test's own: the session's has an executor consuming the ticks."""
+    process, url = start_redis()
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_beat_and_executor_at_info_are_silent_about_the_tick(own_redis_url, transactional_db, tmp_path):
+    redis_url = own_redis_url
     broker = redis.Redis.from_url(redis_url)
     env = {**os.environ, "CELERY_BROKER_URL": redis_url, "DATABASE_URL": database_url(),
            "DJANGO_SETTINGS_MODULE": "project.settings", "SCHEDULER_TICK_SECONDS": "0.5",
@@ -204,7 +214,8 @@ def test_beat_and_executor_at_info_are_silent_about_the_tick(redis_url, transact
         worker = _start(["worker", "-Q", "executor", "-n", f"quiet@{uuid.uuid4().hex[:6]}", "-l", "info",
                          "--concurrency", "1", "--without-mingle", "--without-gossip"], env, tmp_path / "worker.log")
         wait_for(lambda: broker.llen("executor") == 0, timeout=60, message="the worker to take the ticks")
-        app.send_task("flows.execution_advance", args=[str(uuid.uuid4())], queue="executor")
+        with app.connection_for_write(redis_url) as connection:
+            app.send_task("flows.execution_advance", args=[str(uuid.uuid4())], queue="executor", connection=connection)
         wait_for(lambda: "Task flows.execution_advance[" in (tmp_path / "worker.log").read_text()
                  and "succeeded in" in (tmp_path / "worker.log").read_text(),
                  timeout=60, message="the worker to log another task at INFO")
