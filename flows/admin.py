@@ -1,17 +1,27 @@
 """The product's UI: the Django admin. Forms parse input; services validate and store, exactly as
-the API and the CLI do; selectors feed the read-only pages."""
+the API and the CLI do; selectors feed the read-only pages.
+
+Who sees and changes what is decided by flows.permissions, as for the API (docs/security.md): a
+staff user sees the rows of the tenants they belong to and changes them as their role allows;
+superusers see and change everything. Django's model permissions are not used for these pages.
+"""
 from django import forms
 from django.contrib import admin
 from django.db import transaction
+from django.db.models import Prefetch
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from .errors import UserError
-from .models import ApiToken, Execution, Flow, FlowRevision, LogLine, Namespace, TaskRun, Tenant, Worker, WorkerGroup
-from .selectors import DEFAULT_TENANT, alive_since, worker_group_health
+from .models import (
+    ApiToken, Execution, Flow, FlowRevision, LogLine, Membership, Namespace, Role, TaskRun, Tenant, Worker,
+    WorkerGroup, queue_for_group,
+)
+from .permissions import Actor, actor_for_user, allowed, tenants_for, worker_groups_visible
+from .selectors import DEFAULT_TENANT, alive_since, alive_workers, worker_group_health, worker_groups_counted
 from .services import (
-    flow_delete, flow_upload, flow_validate, namespace_set, tenant_create, tenant_update, worker_group_create,
-    worker_group_delete, worker_group_update,
+    flow_delete, flow_upload, flow_validate, membership_remove, membership_set, namespace_set, tenant_create,
+    tenant_update, worker_group_create, worker_group_delete, worker_group_update,
 )
 
 DEFAULT_GROUP_LABEL = "(default)"
@@ -22,16 +32,27 @@ class _DryRun(Exception):
     pass
 
 
+def actor_of(request) -> Actor:
+    """The logged-in user's roles, read once per request."""
+    if not hasattr(request, "flows_actor"):
+        request.flows_actor = actor_for_user(request.user)
+    return request.flows_actor
+
+
 class ServiceForm(forms.ModelForm):
     """An admin form whose object is stored by a service, never by `form.save()`.
 
     Subclasses define `call_service()`, which stores the form's data through the service and returns
     the stored object. `clean()` runs it as a dry run (its transaction is rolled back), so the form
     shows the same errors as the API and the CLI; `ServiceAdmin.save_model()` then runs it for real.
+    `actor` (set by the admin for each request) limits the tenants and worker groups it offers.
     """
 
     # Fault path (as the service names it) → form field that shows it; others go on top of the form.
     fault_fields: dict[str, str] = {}
+    actor: Actor | None = None
+    # The role needed in the tenant a new row is added to.
+    tenant_role: str = Role.ADMIN
 
     def check_with_service(self) -> None:
         try:
@@ -64,8 +85,71 @@ class ServiceForm(forms.ModelForm):
         pass
 
 
+class TenantScopedAdmin(admin.ModelAdmin):
+    """Rows that belong to a tenant (`tenant_path` leads from a row to its tenant, "" for a tenant
+    itself): a staff user sees those of their tenants; adding, changing and deleting needs
+    `change_role` in the row's tenant (None: a superuser)."""
+
+    tenant_path = "tenant"
+    change_role: str | None = Role.ADMIN
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        actor = actor_of(request)
+        if actor.is_superuser:
+            return rows
+        return rows.filter(**{f"{self.tenant_path or 'id'}__in": tenants_for(actor)})
+
+    def tenant_id_of(self, obj) -> int:
+        for name in self.tenant_path.split("__") if self.tenant_path else ():
+            obj = getattr(obj, name, None)
+        return obj.id if obj is not None else 0  # no tenant: a superuser's row
+
+    def _allowed(self, request, role, obj=None) -> bool:
+        return allowed(actor_of(request), role, None if obj is None else self.tenant_id_of(obj))
+
+    def has_module_permission(self, request):
+        return self._allowed(request, Role.VIEWER)
+
+    def has_view_permission(self, request, obj=None):
+        return self._allowed(request, Role.VIEWER, obj)
+
+    def has_add_permission(self, request):
+        return self._allowed(request, self.change_role)
+
+    def has_change_permission(self, request, obj=None):
+        return self._allowed(request, self.change_role, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._allowed(request, self.change_role, obj)
+
+
+class SuperuserAdmin(admin.ModelAdmin):
+    """Instance-wide pages: a superuser's only."""
+
+    def has_module_permission(self, request):
+        return actor_of(request).is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return actor_of(request).is_superuser
+
+    def has_add_permission(self, request):
+        return actor_of(request).is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return actor_of(request).is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return actor_of(request).is_superuser
+
+
 class ServiceAdmin(admin.ModelAdmin):
     """Saves through `form.call_service()`; the form's instance only carries the stored row back."""
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.actor = actor_of(request)
+        return form
 
     def save_model(self, request, obj, form, change):
         stored = form.call_service()
@@ -78,30 +162,33 @@ class ServiceAdmin(admin.ModelAdmin):
             self.save_formset(request, form, formset, change=change)
 
 
-def tenant_key_choices() -> list[tuple[str, str]]:
-    return [(key, key) for key in Tenant.objects.order_by("key").values_list("key", flat=True)]
+def tenant_key_choices(actor: Actor | None, role: str) -> list[tuple[str, str]]:
+    """The tenants in which the admin's user has `role` (every tenant outside a request)."""
+    tenants = Tenant.objects.all() if actor is None else tenants_for(actor, role)
+    return [(key, key) for key in tenants.order_by("key").values_list("key", flat=True)]
 
 
-def _tenant_field(form: forms.ModelForm) -> None:
-    """A stored object keeps its tenant; a new one picks it."""
+def _tenant_field(form: ServiceForm) -> None:
+    """A stored object keeps its tenant; a new one picks it, among those the user may add it to."""
     if form.instance.pk:
         del form.fields["tenant_key"]
     else:
-        form.fields["tenant_key"].choices = tenant_key_choices()
+        form.fields["tenant_key"].choices = tenant_key_choices(form.actor, form.tenant_role)
         form.fields["tenant_key"].initial = DEFAULT_TENANT
 
 
-def worker_group_choices(current: str, blank_label: str) -> list[tuple[str, str]]:
-    keys = set(WorkerGroup.objects.values_list("key", flat=True)) | ({current} if current else set())
+def worker_group_choices(current: str, blank_label: str, actor: Actor | None = None) -> list[tuple[str, str]]:
+    groups = WorkerGroup.objects.all() if actor is None else worker_groups_visible(actor)
+    keys = set(groups.values_list("key", flat=True)) | ({current} if current else set())
     return [("", blank_label)] + [(key, key) for key in sorted(keys)]
 
 
-def _defaults_fields(form: forms.ModelForm, blank_label: str) -> None:
+def _defaults_fields(form: ServiceForm, blank_label: str) -> None:
     current = form.instance.worker_group_key if form.instance.pk else ""
     if "worker_group_key" in form.fields:
         form.fields["worker_group_key"] = forms.ChoiceField(
-            label="Default worker group", required=False, choices=worker_group_choices(current, blank_label),
-            initial=current,
+            label="Default worker group", required=False,
+            choices=worker_group_choices(current, blank_label, form.actor), initial=current,
         )
     if "fallback" in form.fields:
         form.fields["fallback"].help_text = "What a task run does when its group has no alive worker (empty = WAIT)."
@@ -133,7 +220,11 @@ class TenantForm(ServiceForm):
 
 
 @admin.register(Tenant)
-class TenantAdmin(ServiceAdmin):
+class TenantAdmin(TenantScopedAdmin, ServiceAdmin):
+    """Members see their tenants; creating and changing tenants is a superuser's (an instance resource)."""
+
+    tenant_path = ""
+    change_role = None
     form = TenantForm
     list_display = ("key", "default_worker_group", "fallback", "updated")
     search_fields = ("key",)
@@ -174,10 +265,11 @@ class NamespaceForm(ServiceForm):
 
 
 @admin.register(Namespace)
-class NamespaceAdmin(ServiceAdmin):
+class NamespaceAdmin(TenantScopedAdmin, ServiceAdmin):
+    change_role = Role.ADMIN
     form = NamespaceForm
     list_display = ("name", "tenant", "default_worker_group", "default_fallback", "updated")
-    list_filter = ("tenant",)
+    list_filter = (("tenant", admin.RelatedOnlyFieldListFilter),)
     search_fields = ("name",)
     list_select_related = ("tenant",)
 
@@ -204,6 +296,7 @@ class NamespaceAdmin(ServiceAdmin):
 class FlowForm(ServiceForm):
     """Upload a YAML file or paste the source; validation is `flow_validate`, storing is `flow_upload`."""
 
+    tenant_role = Role.DEVELOPER
     tenant_key = forms.ChoiceField(label="Tenant")
     yaml_file = forms.FileField(
         label="YAML file", required=False, help_text="A flow file (.yaml); when given, it replaces the source below.",
@@ -279,7 +372,14 @@ class ReadOnlyAdminMixin(NoEditMixin):
         return False
 
 
-class FlowRevisionInline(NoEditMixin, admin.TabularInline):
+class ParentViewMixin:
+    """An inline is seen by whoever sees its parent row (`obj` is the parent)."""
+
+    def has_view_permission(self, request, obj=None):
+        return self.admin_site._registry[self.parent_model].has_view_permission(request, obj)
+
+
+class FlowRevisionInline(ParentViewMixin, NoEditMixin, admin.TabularInline):
     model = FlowRevision
     fields = ("revision", "created", "source_text")
     readonly_fields = fields
@@ -294,10 +394,11 @@ class FlowRevisionInline(NoEditMixin, admin.TabularInline):
 
 
 @admin.register(Flow)
-class FlowAdmin(ServiceAdmin):
+class FlowAdmin(TenantScopedAdmin, ServiceAdmin):
+    change_role = Role.DEVELOPER
     form = FlowForm
     list_display = ("flow_id", "namespace", "tenant", "revision", "disabled", "deleted", "updated")
-    list_filter = ("tenant", "deleted", "disabled", "namespace")
+    list_filter = (("tenant", admin.RelatedOnlyFieldListFilter), "deleted", "disabled", "namespace")
     search_fields = ("flow_id", "namespace")
     list_select_related = ("tenant",)
     inlines = [FlowRevisionInline]
@@ -328,7 +429,7 @@ class FlowAdmin(ServiceAdmin):
 # --- executions and logs: read-only ------------------------------------------------------------
 
 
-class TaskRunInline(ReadOnlyAdminMixin, admin.TabularInline):
+class TaskRunInline(ParentViewMixin, ReadOnlyAdminMixin, admin.TabularInline):
     model = TaskRun
     fields = ("task_id", "value", "state", "group", "fallback", "worker_id", "attempt", "start_date", "end_date", "error")
     readonly_fields = fields
@@ -341,9 +442,9 @@ class TaskRunInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Execution)
-class ExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ExecutionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = ("id", "flow_id", "namespace", "tenant", "revision", "state", "created", "start_date", "end_date")
-    list_filter = ("state", "tenant", "namespace")
+    list_filter = ("state", ("tenant", admin.RelatedOnlyFieldListFilter), "namespace")
     search_fields = ("=id", "flow_id", "namespace")
     list_select_related = ("tenant", "flow_revision")
     date_hierarchy = "created"
@@ -363,7 +464,8 @@ class ExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(LogLine)
-class LogLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class LogLineAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    tenant_path = "execution__tenant"
     list_display = ("timestamp", "level", "execution", "task_id", "message")
     list_filter = ("level",)
     search_fields = ("message", "task_id")
@@ -372,19 +474,89 @@ class LogLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(NoEditMixin, admin.ModelAdmin):
-    """Tokens are created with `manage.py token create USERNAME`; here they can be seen and revoked."""
+    """Tokens are created with `manage.py token create USERNAME`; here they can be seen and revoked,
+    by a superuser, or by their own user."""
 
-    list_display = ("user", "digest_prefix", "created", "last_used")
-    fields = ("user", "digest_prefix", "created", "last_used")
+    list_display = ("user", "digest_prefix", "narrowed_to", "created", "last_used")
+    fields = ("user", "digest_prefix", "narrowed_to", "created", "last_used")
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        tokens = super().get_queryset(request).select_related("user").prefetch_related("tenants")
+        return tokens if actor_of(request).is_superuser else tokens.filter(user=request.user)
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request) and (
+            obj is None or actor_of(request).is_superuser or obj.user_id == request.user.id)
+
+    has_delete_permission = has_view_permission
 
     @admin.display(description="token digest")
     def digest_prefix(self, obj):
         return f"{obj.digest[:8]}…"
 
+    @admin.display(description="narrowed to")
+    def narrowed_to(self, obj):
+        tenants = "all the user's tenants" if obj.all_tenants else ", ".join(t.key for t in obj.tenants.all()) or "none"
+        return f"{tenants}; {obj.role or 'the user’s roles'}" if obj.narrowed else "-"
+
+
+class MembershipForm(ServiceForm):
+    """Give a user a role in a tenant: `membership_set`, as `manage.py member add`."""
+
+    username = forms.CharField(label="User", help_text="A username; the user is created if needed.")
+    tenant_key = forms.ChoiceField(label="Tenant")
+    fault_fields = {"username": "username", "role": "role"}
+
+    class Meta:
+        model = Membership
+        fields = ["role"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            del self.fields["username"]
+        _tenant_field(self)
+
+    def call_service(self):
+        data = self.cleaned_data
+        if self.instance.pk:
+            username, tenant_key = self.instance.user.username, self.instance.tenant.key
+        else:
+            username, tenant_key = data["username"], data["tenant_key"]
+        return membership_set(username=username, tenant_key=tenant_key, role=data["role"])
+
+
+@admin.register(Membership)
+class MembershipAdmin(SuperuserAdmin, ServiceAdmin):
+    """Who belongs to which tenant, with which role; a superuser's page (docs/security.md)."""
+
+    form = MembershipForm
+    list_display = ("user", "tenant", "role", "updated")
+    list_filter = ("role", "tenant")
+    search_fields = ("user__username", "tenant__key")
+    list_select_related = ("user", "tenant")
+
+    def get_fields(self, request, obj=None):
+        return ["user", "tenant", "role"] if obj else ["username", "tenant_key", "role"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("user", "tenant") if obj else ()
+
+    def delete_model(self, request, obj):
+        membership_remove(username=obj.user.username, tenant_key=obj.tenant.key)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset.select_related("user", "tenant"):
+            self.delete_model(request, membership)
+
 
 def health_html(health: dict):
-    """Alive workers with hostnames, queued and running task runs of one group."""
+    """Alive workers with hostnames, queued and running task runs of one group (the latter those
+    of the tenants the page's user belongs to, unless a superuser)."""
     hostnames = format_html_join(", ", "{}", ((w["hostname"],) for w in health["aliveWorkers"]))
     alive = len(health["aliveWorkers"])
     colour = "green" if alive else ("#ba2121" if health["queued"] else "inherit")
@@ -418,6 +590,9 @@ class WorkerGroupForm(ServiceForm):
 
 @admin.register(WorkerGroup)
 class WorkerGroupAdmin(ServiceAdmin):
+    """An instance resource: a superuser's to change. Members see the groups open to their tenants,
+    with only their tenants named and only their task runs counted (as the API shows them)."""
+
     form = WorkerGroupForm
     change_list_template = "admin/flows/workergroup/change_list.html"
     list_display = ("key", "description", "tenants", "health", "updated")
@@ -425,28 +600,58 @@ class WorkerGroupAdmin(ServiceAdmin):
     filter_horizontal = ("allowed_tenants",)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("allowed_tenants")
+        actor = actor_of(request)
+        tenants = None if actor.is_superuser else tenants_for(actor)
+        groups = worker_groups_counted(worker_groups_visible(actor), tenants=tenants)
+        # The tenants each group allows, as far as this user may know them.
+        named = Tenant.objects.all() if tenants is None else tenants
+        return groups.prefetch_related(Prefetch("allowed_tenants", queryset=named.order_by("key"), to_attr="named"))
+
+    def has_module_permission(self, request):
+        return allowed(actor_of(request), Role.VIEWER)
+
+    def has_view_permission(self, request, obj=None):
+        return allowed(actor_of(request), Role.VIEWER)
+
+    def has_add_permission(self, request):
+        return actor_of(request).is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return actor_of(request).is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return actor_of(request).is_superuser
 
     def get_readonly_fields(self, request, obj=None):
+        if not actor_of(request).is_superuser:
+            return ("key", "description", "tenants", "health", "created", "updated")
         return ("key", "health", "created", "updated") if obj else ()
 
     def get_fields(self, request, obj=None):
+        if not actor_of(request).is_superuser:
+            return ["key", "description", "tenants", "health", "created", "updated"]
         fields = ["key", "description", "allowed_tenants"]
         return fields + ["health", "created", "updated"] if obj else fields
 
     @admin.display(description="allowed tenants")
     def tenants(self, obj):
-        return ", ".join(tenant.key for tenant in obj.allowed_tenants.all()) or "(all tenants)"
+        return ", ".join(tenant.key for tenant in obj.named) or "(all tenants)"
 
     @admin.display(description="health (live)")
     def health(self, obj):
-        return health_html(worker_group_health([obj.key])[obj.key])
+        queue = queue_for_group(obj.key)
+        return health_html({
+            "aliveWorkers": [{"hostname": w.hostname} for w in alive_workers() if queue in w.groups],
+            "queued": obj.queued, "running": obj.running,
+        })
 
     def changelist_view(self, request, extra_context=None):
+        actor = actor_of(request)
+        tenants = None if actor.is_superuser else tenants_for(actor)
         extra_context = {
             **(extra_context or {}),
             "default_group_label": DEFAULT_GROUP_LABEL,
-            "default_group_health": health_html(worker_group_health([""])[""]),
+            "default_group_health": health_html(worker_group_health([""], tenants=tenants)[""]),
         }
         return super().changelist_view(request, extra_context=extra_context)
 
@@ -459,7 +664,9 @@ class WorkerGroupAdmin(ServiceAdmin):
 
 
 @admin.register(Worker)
-class WorkerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class WorkerAdmin(ReadOnlyAdminMixin, SuperuserAdmin):
+    """Workers name the queues they consume, restricted groups' too: a superuser's page."""
+
     list_display = ("hostname", "group_list", "pid", "concurrency", "running", "last_heartbeat", "alive")
     search_fields = ("hostname",)
     fields = ("hostname", "group_list", "pid", "concurrency", "running", "first_seen", "last_heartbeat", "alive")

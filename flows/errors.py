@@ -46,3 +46,8 @@ class NotFound(UserError):
 
 class Conflict(UserError):
     """The request is well formed but clashes with what is stored: a key taken, an execution ended."""
+
+
+class PermissionDenied(UserError):
+    """The caller may see the thing but lacks the role to do this with it (docs/security.md).
+    A caller who may not even see it gets NotFound instead, so that its existence is not revealed."""

@@ -178,13 +178,56 @@ class LogLine(models.Model):
         return f"[{self.level}] {self.message[:80]}"
 
 
+class Role(models.TextChoices):
+    """A user's role in a tenant; each includes the ones before it (docs/security.md)."""
+
+    VIEWER = "viewer"
+    DEVELOPER = "developer"
+    ADMIN = "admin"
+
+
+class Membership(models.Model):
+    """A user belongs to a tenant with one role."""
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant__key", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="membership_unique_per_tenant"),
+            models.CheckConstraint(condition=models.Q(role__in=Role.values), name="membership_role_known"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} in {self.tenant}: {self.role}"
+
+
 class ApiToken(models.Model):
-    """A bearer token for the REST API; only its SHA-256 digest is stored."""
+    """A bearer token for the REST API; only its SHA-256 digest is stored. It acts with its user's
+    roles, narrowed at creation to some tenants (`all_tenants` false) and/or to at most `role`."""
 
     user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="api_tokens")
     digest = models.CharField(max_length=64, unique=True)
+    # False: the token acts only in `tenants` (none left, e.g. after a tenant is deleted: nowhere).
+    all_tenants = models.BooleanField(default=True)
+    tenants = models.ManyToManyField(Tenant, blank=True, related_name="api_tokens")
+    # The most the token may do in a tenant; blank: as much as its user.
+    role = models.CharField(max_length=10, choices=Role.choices, blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
     last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(role__in=["", *Role.values]), name="api_token_role_known"),
+        ]
+
+    @property
+    def narrowed(self) -> bool:
+        return not self.all_tenants or bool(self.role)
 
     def __str__(self):
         return f"token of {self.user} ({self.digest[:8]}…)"

@@ -3,12 +3,15 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .definition import parse_flow_cached
 from .errors import NotFound, UserError
-from .models import Execution, Flow, LogLine, Namespace, State, TaskRun, Tenant, Worker, WorkerGroup, queue_for_group
+from .models import (
+    Execution, Flow, LogLine, Membership, Namespace, State, TaskRun, Tenant, Worker, WorkerGroup, queue_for_group,
+)
 
 # Created by a data migration (flows/migrations/0002_default_tenant.py), so it always exists.
 DEFAULT_TENANT = "main"
@@ -127,12 +130,15 @@ def execution_search(*, tenant: Tenant, namespace: str = "", flow_id: str = "", 
     return list(results), matching.count()
 
 
-def execution_logs(execution: Execution, *, min_level: str = "") -> list[LogLine]:
-    """An execution's log lines, oldest first; with `min_level`, only that level and above."""
+def execution_logs(execution: Execution, *, min_level: str = "", page: int = 1,
+                   size: int = 1000) -> tuple[list[LogLine], int]:
+    """One page of an execution's log lines, oldest first, and how many there are in all; with
+    `min_level`, only that level and above."""
     logs = execution.logs.all()
     if min_level:
         logs = logs.filter(level__in=LOG_LEVELS[LOG_LEVELS.index(min_level):])
-    return list(logs)
+    start = (page - 1) * size
+    return list(logs.order_by("timestamp", "id")[start:start + size]), logs.count()
 
 
 # --- workers and worker groups ----------------------------------------------------------------
@@ -152,12 +158,15 @@ def alive_queues() -> set[str]:
     return {queue for worker in alive_workers() for queue in worker.groups}
 
 
-def worker_group_health(keys: list[str] | None = None) -> dict[str, dict]:
-    """Alive workers and queued/running task runs per group key ('' is the default group)."""
+def worker_group_health(keys: list[str] | None = None, *, tenants=None) -> dict[str, dict]:
+    """Alive workers and queued/running task runs per group key ('' is the default group); with
+    `tenants`, only the task runs of those tenants are counted."""
     workers = alive_workers()
     counts = TaskRun.objects.filter(state__in=[State.CREATED, State.RUNNING])
     if keys is not None:
         counts = counts.filter(worker_group__in=keys)
+    if tenants is not None:
+        counts = counts.filter(execution__tenant__in=tenants)
     counts = counts.values("worker_group").annotate(
         queued=Count("id", filter=Q(state=State.CREATED)), running=Count("id", filter=Q(state=State.RUNNING))
     )
@@ -179,6 +188,20 @@ def worker_group_health(keys: list[str] | None = None) -> dict[str, dict]:
     return health
 
 
+def worker_groups_counted(groups, *, tenants=None):
+    """`groups` (a WorkerGroup QuerySet) annotated with `queued` and `running`: their task runs
+    CREATED and RUNNING, only those of `tenants` if given (what worker_group_health counts)."""
+    runs = TaskRun.objects.filter(worker_group=OuterRef("key"))
+    if tenants is not None:
+        runs = runs.filter(execution__tenant__in=tenants)
+
+    def count(state: str):
+        counted = runs.filter(state=state).order_by().values("worker_group").annotate(n=Count("id")).values("n")
+        return Coalesce(Subquery(counted[:1]), 0)
+
+    return groups.annotate(queued=count(State.CREATED), running=count(State.RUNNING))
+
+
 def worker_group_list():
     return WorkerGroup.objects.prefetch_related("allowed_tenants")
 
@@ -188,3 +211,16 @@ def worker_group_get(key: str) -> WorkerGroup:
     if group is None:
         raise NotFound(f"worker group '{key}' does not exist")
     return group
+
+
+# --- memberships ------------------------------------------------------------------------------
+
+
+def membership_list(*, tenant_key: str = "", username: str = ""):
+    """Memberships by tenant then user; only a tenant's, or a user's, if named."""
+    memberships = Membership.objects.select_related("user", "tenant")
+    if tenant_key:
+        memberships = memberships.filter(tenant__key=tenant_key)
+    if username:
+        memberships = memberships.filter(user__username=username)
+    return memberships

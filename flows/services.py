@@ -1,4 +1,4 @@
-"""Writes: tenants, namespaces, worker groups, workers' heartbeats, flows and API tokens.
+"""Writes: tenants, namespaces, worker groups, workers' heartbeats, flows, API tokens and memberships.
 (Executions and task runs are written by the engine, `flows/engine/`.)"""
 import hashlib
 import re
@@ -9,10 +9,11 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from . import permissions
 from .definition import ParsedFlow, parse_flow
 from .errors import Conflict, Fault, NotFound, UserError
 from .models import (
-    KEY_PATTERN, RESERVED_GROUP_KEYS, ApiToken, Flow, FlowRevision, Namespace, Tenant,
+    KEY_PATTERN, RESERVED_GROUP_KEYS, ApiToken, Flow, FlowRevision, Membership, Namespace, Role, Tenant,
     Worker, WorkerGroup,
 )
 from .routing import worker_group_allows
@@ -203,23 +204,85 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-@transaction.atomic
-def token_create(*, username: str) -> str:
-    if not username or not username.strip():
+def _user(username: str, *, create: bool):
+    if not isinstance(username, str) or not username.strip():
         raise UserError("a username is required", path="username")
-    user, _ = get_user_model().objects.get_or_create(username=username.strip())
+    User = get_user_model()
+    if create:
+        return User.objects.get_or_create(username=username.strip())[0]
+    user = User.objects.filter(username=username.strip()).first()
+    if user is None:
+        raise NotFound(f"user '{username.strip()}' does not exist", path="username")
+    return user
+
+
+def _check_role(role: str, *, blank: bool = False) -> None:
+    if not (role in Role.values or (blank and role == "")):
+        raise UserError(f"invalid role '{role}': use one of {', '.join(Role.values)}", path="role")
+
+
+@transaction.atomic
+def token_create(*, username: str, tenant_keys: list[str] = (), role: str = "") -> str:
+    """A new token for `username` (created if needed), acting with the user's roles; narrowed, if
+    asked, to some tenants and to at most `role`. A token never gets more than its user: asking for
+    a tenant the user has no role in, or a role above the user's, is refused (docs/security.md)."""
+    user = _user(username, create=True)
+    _check_role(role, blank=True)
+    actor = permissions.actor_for_user(user)
+    tenants = []
+    for key in dict.fromkeys(tenant_keys):
+        tenant = Tenant.objects.filter(key=key).first()
+        if tenant is None:
+            raise NotFound(f"tenant '{key}' does not exist", path="tenant")
+        held = permissions.role_in(actor, tenant.id)
+        if not held:
+            raise UserError(f"user '{user.username}' has no role in tenant '{key}'", path="tenant")
+        if role and not permissions.role_at_least(held, role):
+            raise UserError(f"user '{user.username}' is {held} in tenant '{key}': a token cannot be {role} there",
+                            path="role")
+        tenants.append(tenant)
+    if role and not tenants and not permissions.has_role_somewhere(actor, role):
+        raise UserError(f"user '{user.username}' is {role} in no tenant: a token cannot have more than its user",
+                        path="role")
     token = secrets.token_urlsafe(32)
-    ApiToken.objects.create(user=user, digest=_digest(token))
+    api_token = ApiToken.objects.create(user=user, digest=_digest(token), all_tenants=not tenants, role=role)
+    api_token.tenants.set(tenants)
     return token
 
 
-def token_user(token: str):
-    """The user a bearer token belongs to, or None."""
+def token_find(token: str) -> ApiToken | None:
+    """The API token of a bearer token whose user is active, or None; records when it was used."""
     api_token = ApiToken.objects.select_related("user").filter(digest=_digest(token)).first()
     if api_token is None or not api_token.user.is_active:
         return None
     now = timezone.now()
     if api_token.last_used is None or now - api_token.last_used > TOKEN_USE_RECORDED_EVERY:
         ApiToken.objects.filter(pk=api_token.pk).update(last_used=now)
-    return api_token.user
+    return api_token
 
+
+def token_user(token: str):
+    """The user a bearer token belongs to, or None."""
+    api_token = token_find(token)
+    return api_token.user if api_token is not None else None
+
+
+# --- memberships -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def membership_set(*, username: str, tenant_key: str, role: str) -> Membership:
+    """Give `username` (created if needed) `role` in a tenant, replacing the role it had there."""
+    _check_role(role)
+    user = _user(username, create=True)
+    tenant = tenant_get(tenant_key)
+    membership, _ = Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, username: str, tenant_key: str) -> None:
+    user = _user(username, create=False)
+    deleted, _ = Membership.objects.filter(user=user, tenant=tenant_get(tenant_key)).delete()
+    if not deleted:
+        raise NotFound(f"user '{user.username}' has no role in tenant '{tenant_key}'")

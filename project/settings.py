@@ -15,8 +15,12 @@ env = environ.Env()
 env.escape_proxy = True
 
 SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-change-me")
-DEBUG = env.bool("DEBUG", default=True)
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
+# Off unless asked for: Django's debug pages show settings (the broker URL) to whoever gets an error.
+DEBUG = env.bool("DEBUG", default=False)
+# The Procfile's web process listens on 127.0.0.1; name your own host names when serving elsewhere.
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+# Request bodies above this many bytes are refused: the API answers 413 with its error body.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 INSTALLED_APPS = [
     "django.contrib.admin",

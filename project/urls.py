@@ -6,3 +6,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("flows.api.urls")),
 ]
+
+# Under /api/ these answer with the API's error body rather than an HTML page (flows/api/urls.py).
+handler400 = "flows.api.urls.bad_request"
+handler500 = "flows.api.urls.server_error"

@@ -1,25 +1,35 @@
 """The REST API at /api/v1/ (docs/api.md): a NinjaAPI with bearer-token auth, strict JSON bodies,
 and one exception handler that renders every error as `{"message": ..., "errors": [...]}`."""
 import json
+import logging
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import HttpError
 from ninja.parser import Parser
 from ninja.renderers import JSONRenderer
 from ninja.security import HttpBearer
 
-from flows.errors import Conflict, Fault, NotFound, UserError
-from flows.services import token_user
+from flows.errors import Conflict, Fault, NotFound, PermissionDenied, UserError
+from flows.permissions import actor_for_token
+from flows.services import token_find
 from flows.yaml_source import path_to_text
 
 from . import views
-from .errors import MalformedBody, MethodNotAllowed, Unauthorized, UnsupportedMediaType
+from .errors import (
+    InternalError, MalformedBody, MethodNotAllowed, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+)
 from .parsing import json_value, text_body
+
+logger = logging.getLogger(__name__)
 
 
 class BearerToken(HttpBearer):
     """`Authorization: Bearer <token>`, a token from `python manage.py token create USERNAME`.
-    Raising, rather than returning None as ninja expects, tells a missing token from a bad one."""
+    Raising, rather than returning None as ninja expects, tells a missing token from a bad one.
+    `request.auth` is the token's `flows.permissions.Actor`: views ask flows.permissions with it."""
 
     def __call__(self, request):
         scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
@@ -29,10 +39,10 @@ class BearerToken(HttpBearer):
         return self.authenticate(request, token.strip())
 
     def authenticate(self, request, token: str):
-        user = token_user(token)
-        if user is None:
+        api_token = token_find(token)
+        if api_token is None:
             raise Unauthorized("invalid or revoked API token")
-        return user
+        return actor_for_token(api_token)
 
 
 class JsonParser(Parser):
@@ -89,20 +99,35 @@ for router in (views.tenants, views.worker_groups, views.flows, views.namespaces
 
 # The nearest kind in an error's class hierarchy picks its status code.
 STATUS = {
-    MalformedBody: 400, Unauthorized: 401, NotFound: 404, MethodNotAllowed: 405, Conflict: 409,
-    UnsupportedMediaType: 415, UserError: 422,
+    MalformedBody: 400, Unauthorized: 401, PermissionDenied: 403, NotFound: 404, MethodNotAllowed: 405, Conflict: 409,
+    PayloadTooLarge: 413, UnsupportedMediaType: 415, UserError: 422, InternalError: 500,
 }
+TOO_LARGE = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)
 
 
+@api.exception_handler(Exception)
+@api.exception_handler(Http404)
 @api.exception_handler(HttpError)
 @api.exception_handler(UserError)
 def render_error(request, error):
-    """The one exception handler: every error becomes the error body (docs/api.md)."""
+    """The one exception handler: every error becomes the error body (docs/api.md). Errors that
+    are not ours are first given their kind; an unexpected one is a bug, logged with its traceback
+    and answered without detail (never Django's debug page, nor ninja's traceback)."""
+    status = None
     if isinstance(error, HttpError):
-        if not isinstance(error.__cause__, UserError):  # ninja's own; none is expected
-            return api.create_response(request, UserError(str(error)).as_dict(), status=error.status_code)
-        error = error.__cause__  # what JsonParser raised, wrapped by ninja in a 400 "Cannot parse"
-    status = next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
+        if isinstance(error.__cause__, UserError):
+            error = error.__cause__  # what JsonParser raised, wrapped by ninja in a 400 "Cannot parse"
+        else:  # ninja's own; none is expected
+            status, error = error.status_code, UserError(str(error))
+    elif isinstance(error, TOO_LARGE):  # Django refuses the body when the view first reads it
+        error = PayloadTooLarge(f"the request body is too large: at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} "
+                                f"bytes and {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} form fields")
+    elif isinstance(error, Http404):
+        error = NotFound(f"no API endpoint at {request.path}: see /api/v1/docs")
+    elif not isinstance(error, UserError):
+        logger.error("%s %s failed", request.method, request.path, exc_info=error)
+        error = InternalError("internal error: the server logged it")
+    status = status or next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
     response = api.create_response(request, error.as_dict(), status=status)
     for name, value in getattr(error, "headers", {}).items():
         response[name] = value

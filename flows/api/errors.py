@@ -19,3 +19,11 @@ class MethodNotAllowed(UserError):
 
 class UnsupportedMediaType(UserError):
     """A body in a content type the endpoint does not read."""
+
+
+class PayloadTooLarge(UserError):
+    """The body is over the size the server reads (DATA_UPLOAD_MAX_MEMORY_SIZE)."""
+
+
+class InternalError(UserError):
+    """Not the caller's fault: a bug, logged by the server; the answer carries no detail."""

@@ -208,15 +208,15 @@ class WorkerGroupHealth(Schema):
 class WorkerGroup(Schema):
     key: str
     description: str
-    allowedTenants: list[str] = Field(description="Empty: every tenant.")
+    allowedTenants: list[str] = Field(description="Empty: every tenant. A member who is not a superuser sees "
+                                                  "only their own tenants here.")
     health: WorkerGroupHealth
     created: datetime
     updated: datetime
 
     @classmethod
-    def of(cls, group, health: dict) -> "WorkerGroup":
-        return cls(key=group.key, description=group.description,
-                   allowedTenants=sorted(tenant.key for tenant in group.allowed_tenants.all()),
+    def of(cls, group, health: dict, *, allowed_tenants: list[str]) -> "WorkerGroup":
+        return cls(key=group.key, description=group.description, allowedTenants=sorted(allowed_tenants),
                    health=health, created=group.created, updated=group.updated)
 
 

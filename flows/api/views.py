@@ -1,6 +1,7 @@
 """The API's operations, one Router per resource, each with its full path under /api/v1/. An
-operation parses its input, calls one service or selector and renders the result with a schema;
-whatever goes wrong is raised and rendered by `api.render_error`. Endpoints: docs/api.md."""
+operation asks flows.permissions whether `request.auth` (the token's Actor) may do it, parses its
+input, calls one service or selector and renders the result with a schema; whatever goes wrong is
+raised and rendered by `api.render_error`. Endpoints: docs/api.md; roles: docs/security.md."""
 from typing import Annotated
 from uuid import UUID
 
@@ -10,7 +11,10 @@ from pydantic import BeforeValidator
 
 from flows import engine, selectors, services
 from flows.errors import UserError
-from flows.models import State
+from flows.models import Role, State
+from flows.permissions import (
+    require_superuser, tenant_for, tenants_for, visible_tenant_keys, worker_group_for, worker_groups_visible,
+)
 
 from .parsing import inputs_body, labels_dict, text_body
 from .schemas import (
@@ -44,43 +48,47 @@ def same_as_path(value: str | None, expected: str, *, path: str) -> None:
 flows = Router(tags=["Flows"])
 
 
-@flows.post("{tenant}/flows", response={200: Flow, (400, 401, 404, 422): Error}, openapi_extra=YAML_BODY)
+@flows.post("{tenant}/flows", response={200: Flow, (400, 401, 403, 404, 413, 422): Error}, openapi_extra=YAML_BODY)
 def flow_create(request, tenant: str):
-    """Create a flow, or a new revision of it (an unchanged source changes nothing)."""
+    """Create a flow, or a new revision of it (an unchanged source changes nothing). Developer."""
+    tenant_for(request.auth, tenant, Role.DEVELOPER)
     return Flow.of(services.flow_upload(source=text_body(request), tenant_key=tenant))
 
 
-@flows.post("{tenant}/flows/validate", response={200: list[FlowValidation], (400, 401, 404, 422): Error},
+@flows.post("{tenant}/flows/validate", response={200: list[FlowValidation], (400, 401, 403, 404, 413, 422): Error},
             openapi_extra=YAML_BODY)
 def flow_validate(request, tenant: str):
-    """Validate a flow without storing it (schema, expressions, worker groups and tenant access)."""
+    """Validate a flow without storing it (schema, expressions, worker groups and tenant access). Developer."""
+    tenant_for(request.auth, tenant, Role.DEVELOPER)
     return [FlowValidation.of(services.flow_validate(source=text_body(request), tenant_key=tenant))]
 
 
 @flows.get("{tenant}/flows/{namespace}/{id}", response={200: Flow, (401, 404): Error})
 def flow_get(request, tenant: str, namespace: str, id: str):
-    return Flow.of(selectors.flow_get(selectors.tenant_get(tenant), namespace, id))
+    """Viewer."""
+    return Flow.of(selectors.flow_get(tenant_for(request.auth, tenant, Role.VIEWER), namespace, id))
 
 
-@flows.put("{tenant}/flows/{namespace}/{id}", response={200: Flow, (400, 401, 404, 422): Error},
+@flows.put("{tenant}/flows/{namespace}/{id}", response={200: Flow, (400, 401, 403, 404, 413, 422): Error},
            openapi_extra=YAML_BODY)
 def flow_update(request, tenant: str, namespace: str, id: str):
-    """Update a flow; the document must declare the same namespace and id."""
-    selectors.flow_get(selectors.tenant_get(tenant), namespace, id)  # PUT updates; POST creates
+    """Update a flow; the document must declare the same namespace and id. Developer."""
+    selectors.flow_get(tenant_for(request.auth, tenant, Role.DEVELOPER), namespace, id)  # PUT updates; POST creates
     return Flow.of(services.flow_upload(source=text_body(request), tenant_key=tenant, namespace=namespace, flow_id=id))
 
 
-@flows.delete("{tenant}/flows/{namespace}/{id}", response={204: None, (401, 404): Error})
+@flows.delete("{tenant}/flows/{namespace}/{id}", response={204: None, (401, 403, 404): Error})
 def flow_delete(request, tenant: str, namespace: str, id: str):
-    """Delete a flow (its revisions are kept)."""
+    """Delete a flow (its revisions are kept). Developer."""
+    tenant_for(request.auth, tenant, Role.DEVELOPER)
     services.flow_delete(tenant_key=tenant, namespace=namespace, flow_id=id)
     return HttpResponse(status=204)
 
 
 @flows.get("{tenant}/flows/{namespace}/{id}/revisions", response={200: list[Flow], (401, 404): Error})
 def flow_revisions(request, tenant: str, namespace: str, id: str):
-    """Every revision of a flow, oldest first."""
-    flow = selectors.flow_get(selectors.tenant_get(tenant), namespace, id)
+    """Every revision of a flow, oldest first. Viewer."""
+    flow = selectors.flow_get(tenant_for(request.auth, tenant, Role.VIEWER), namespace, id)
     return [Flow.of_revision(revision) for revision in selectors.flow_revisions(flow)]
 
 
@@ -91,15 +99,16 @@ namespaces = Router(tags=["Namespaces"])
 
 @namespaces.get("{tenant}/namespaces/{namespace}", response={200: Namespace, (401, 404): Error})
 def namespace_get(request, tenant: str, namespace: str):
-    """A namespace's own worker-group defaults and the effective ones."""
-    tenant_row = selectors.tenant_get(tenant)
+    """A namespace's own worker-group defaults and the effective ones. Viewer."""
+    tenant_row = tenant_for(request.auth, tenant, Role.VIEWER)
     return Namespace.of(tenant_row, namespace, selectors.namespace_find(tenant_row, namespace),
                         selectors.namespace_effective_defaults(tenant_row, namespace))
 
 
-@namespaces.put("{tenant}/namespaces/{namespace}", response={200: Namespace, (400, 401, 404, 422): Error})
+@namespaces.put("{tenant}/namespaces/{namespace}", response={200: Namespace, (400, 401, 403, 404, 413, 422): Error})
 def namespace_update(request, tenant: str, namespace: str, body: NamespaceBody):
-    """Replace a namespace's worker-group defaults (`{}` or `workerGroup: null` clears them)."""
+    """Replace a namespace's worker-group defaults (`{}` or `workerGroup: null` clears them). Admin."""
+    tenant_for(request.auth, tenant, Role.ADMIN)
     same_as_path(body.id, namespace, path="id")
     services.namespace_set(tenant_key=tenant, name=namespace, **body.defaults())
     return namespace_get(request, tenant, namespace)
@@ -110,24 +119,30 @@ def namespace_update(request, tenant: str, namespace: str, body: NamespaceBody):
 tenants = Router(tags=["Tenants"])
 
 
-@tenants.get("tenants", response={200: list[Tenant], 401: Error})
+@tenants.get("tenants", response={200: list[Tenant], (401, 403): Error})
 def tenant_list(request):
+    """Every tenant. Superuser."""
+    require_superuser(request.auth, "listing tenants")
     return [Tenant.of(tenant) for tenant in selectors.tenant_list()]
 
 
-@tenants.post("tenants", response={200: Tenant, (400, 401, 409, 422): Error})
+@tenants.post("tenants", response={200: Tenant, (400, 401, 403, 409, 413, 422): Error})
 def tenant_create(request, body: TenantBody):
+    """Superuser."""
+    require_superuser(request.auth, "creating a tenant")
     return Tenant.of(services.tenant_create(key=body.tenant_key(), **body.defaults()))
 
 
 @tenants.get("tenants/{tenant}", response={200: Tenant, (401, 404): Error})
 def tenant_get(request, tenant: str):
-    return Tenant.of(selectors.tenant_get(tenant))
+    """Viewer of the tenant."""
+    return Tenant.of(tenant_for(request.auth, tenant, Role.VIEWER))
 
 
-@tenants.put("tenants/{tenant}", response={200: Tenant, (400, 401, 404, 422): Error})
+@tenants.put("tenants/{tenant}", response={200: Tenant, (400, 401, 403, 404, 413, 422): Error})
 def tenant_update(request, tenant: str, body: TenantBody):
-    """Replace a tenant's worker-group defaults."""
+    """Replace a tenant's worker-group defaults. Superuser."""
+    require_superuser(request.auth, "changing a tenant")
     if body.id is not None or body.key is not None:
         same_as_path(body.tenant_key(), tenant, path="id")
     return Tenant.of(services.tenant_update(key=tenant, **body.defaults()))
@@ -138,43 +153,59 @@ def tenant_update(request, tenant: str, body: TenantBody):
 worker_groups = Router(tags=["Worker groups"])
 
 
-def _with_health(group) -> WorkerGroup:
-    return WorkerGroup.of(group, selectors.worker_group_health([group.key])[group.key])
+def _rendered_groups(actor, groups) -> list[WorkerGroup]:
+    """Groups with their health, as the actor may see them: a member sees only the tenants and the
+    queued and running task runs of their own tenants (docs/security.md)."""
+    tenants = None if actor.is_superuser else tenants_for(actor)
+    health = selectors.worker_group_health([group.key for group in groups], tenants=tenants)
+    return [
+        WorkerGroup.of(group, health[group.key], allowed_tenants=visible_tenant_keys(
+            actor, [tenant.key for tenant in group.allowed_tenants.all()]))
+        for group in groups
+    ]
+
+
+def _with_health(request, group) -> WorkerGroup:
+    return _rendered_groups(request.auth, [group])[0]
 
 
 @worker_groups.get("instance/workergroups", response={200: list[WorkerGroup], 401: Error})
 def worker_group_list(request):
-    """List worker groups with their health."""
-    groups = selectors.worker_group_list()
-    health = selectors.worker_group_health([group.key for group in groups])
-    return [WorkerGroup.of(group, health[group.key]) for group in groups]
+    """List worker groups with their health: every group for a superuser; for a member, those open
+    to all tenants or to one of theirs."""
+    groups = list(worker_groups_visible(request.auth).prefetch_related("allowed_tenants").order_by("key"))
+    return _rendered_groups(request.auth, groups)
 
 
-@worker_groups.post("instance/workergroups", response={200: WorkerGroup, (400, 401, 409, 422): Error})
+@worker_groups.post("instance/workergroups", response={200: WorkerGroup, (400, 401, 403, 409, 413, 422): Error})
 def worker_group_create(request, body: WorkerGroupCreateBody):
-    """Create a worker group (`default`, `executor` and `scheduler` are reserved)."""
-    return _with_health(services.worker_group_create(
+    """Create a worker group (`default`, `executor` and `scheduler` are reserved). Superuser."""
+    require_superuser(request.auth, "creating a worker group")
+    return _with_health(request, services.worker_group_create(
         key=body.key, description=body.description, allowed_tenants=body.allowedTenants,
     ))
 
 
 @worker_groups.get("instance/workergroups/{key}", response={200: WorkerGroup, (401, 404): Error})
 def worker_group_get(request, key: str):
-    """Get a worker group with its health."""
-    return _with_health(selectors.worker_group_get(key))
+    """Get a worker group with its health (as in the list)."""
+    return _with_health(request, worker_group_for(request.auth, key))
 
 
-@worker_groups.put("instance/workergroups/{key}", response={200: WorkerGroup, (400, 401, 404, 422): Error})
+@worker_groups.put("instance/workergroups/{key}", response={200: WorkerGroup, (400, 401, 403, 404, 413, 422): Error})
 def worker_group_update(request, key: str, body: WorkerGroupUpdateBody):
-    """Update a worker group: only the properties sent change."""
+    """Update a worker group: only the properties sent change. Superuser."""
+    require_superuser(request.auth, "changing a worker group")
     same_as_path(body.key, key, path="key")
-    return _with_health(services.worker_group_update(
+    return _with_health(request, services.worker_group_update(
         key=key, description=body.description, allowed_tenants=body.allowedTenants,
     ))
 
 
-@worker_groups.delete("instance/workergroups/{key}", response={204: None, (401, 404): Error})
+@worker_groups.delete("instance/workergroups/{key}", response={204: None, (401, 403, 404): Error})
 def worker_group_delete(request, key: str):
+    """Superuser."""
+    require_superuser(request.auth, "deleting a worker group")
     services.worker_group_delete(key=key)
     return HttpResponse(status=204)
 
@@ -185,6 +216,8 @@ def worker_group_delete(request, key: str):
 
 executions = Router(tags=["Executions"])
 WAIT_TIMEOUT = 600.0  # seconds `?wait=true` waits for an execution to end before answering as it is
+MAX_PAGE = 100_000  # keeps every offset a small number: `page=10**18` is a 422, not a database error
+LOGS_PAGE_SIZE, LOGS_MAX_PAGE_SIZE = 1000, 10_000
 AnyCaseLevel = Annotated[LogLevel | None, BeforeValidator(lambda value: value.strip().upper() or None)]
 
 
@@ -196,48 +229,63 @@ def _rendered(execution) -> Execution:
 def execution_search(
     request, tenant: str, namespace: str = "", flowId: str = "",
     state: list[State] = Query([], description="Current state; repeat for several."),
-    page: int = Query(1, ge=1, description="1-based."), size: int = Query(25, ge=1, le=500),
+    page: int = Query(1, ge=1, le=MAX_PAGE, description="1-based."), size: int = Query(25, ge=1, le=500),
 ):
-    """Search executions, newest first; `namespace` matches itself and its children."""
+    """Search executions, newest first; `namespace` matches itself and its children. Viewer."""
     found, total = selectors.execution_search(
-        tenant=selectors.tenant_get(tenant), namespace=namespace.strip(), flow_id=flowId.strip(), states=state,
-        page=page, size=size,
+        tenant=tenant_for(request.auth, tenant, Role.VIEWER), namespace=namespace.strip(), flow_id=flowId.strip(),
+        states=state, page=page, size=size,
     )
     return ExecutionSearch(results=[_rendered(execution) for execution in found], total=total)
 
 
 @executions.get("{tenant}/executions/{execution_id}", response={200: Execution, (401, 404): Error})
 def execution_get(request, tenant: str, execution_id: str):
-    """An execution with its task runs (group, worker, attempts, outputs)."""
-    return _rendered(selectors.execution_get(selectors.tenant_get(tenant), execution_id))
+    """An execution with its task runs (group, worker, attempts, outputs). Viewer."""
+    return _rendered(selectors.execution_get(tenant_for(request.auth, tenant, Role.VIEWER), execution_id))
 
 
-@executions.delete("{tenant}/executions/{uuid:execution_id}/kill", response={202: Execution, (401, 404, 409): Error})
+@executions.delete("{tenant}/executions/{uuid:execution_id}/kill",
+                   response={202: Execution, (401, 403, 404, 409): Error})
 def execution_kill(request, tenant: str, execution_id: UUID):
-    """Kill an execution: running task runs are stopped and nothing new starts (409 if it has ended)."""
-    execution = selectors.execution_get(selectors.tenant_get(tenant), execution_id)
+    """Kill an execution: running task runs are stopped and nothing new starts (409 if it has
+    ended). Developer."""
+    execution = selectors.execution_get(tenant_for(request.auth, tenant, Role.DEVELOPER), execution_id)
     engine.execution_kill(execution_id=execution.id)
     execution.refresh_from_db()
     return Status(202, _rendered(execution))
 
 
 @executions.get("{tenant}/executions/{uuid:execution_id}/logs", response={200: list[LogEntry], (401, 404, 422): Error})
-def execution_logs(request, tenant: str, execution_id: UUID,
-                   minLevel: AnyCaseLevel = Query(None, description="Only this level and above.")):
-    """An execution's log lines, oldest first."""
-    execution = selectors.execution_get(selectors.tenant_get(tenant), execution_id)
-    return [LogEntry.of(line) for line in selectors.execution_logs(execution, min_level=minLevel or "")]
+def execution_logs(
+    request, response: HttpResponse, tenant: str, execution_id: UUID,
+    minLevel: AnyCaseLevel = Query(None, description="Only this level and above."),
+    page: int = Query(1, ge=1, le=MAX_PAGE, description="1-based."),
+    size: int = Query(LOGS_PAGE_SIZE, ge=1, le=LOGS_MAX_PAGE_SIZE),
+):
+    """One page of an execution's log lines, oldest first (the first 1000 without `page` and
+    `size`). `X-Total-Count` says how many lines match; a `Link` header with `rel="next"` points
+    at the next page while there is one. Viewer."""
+    execution = selectors.execution_get(tenant_for(request.auth, tenant, Role.VIEWER), execution_id)
+    lines, total = selectors.execution_logs(execution, min_level=minLevel or "", page=page, size=size)
+    response["X-Total-Count"] = str(total)
+    if page * size < total:
+        query = request.GET.copy()
+        query["page"] = str(page + 1)
+        response["Link"] = f'<{request.path}?{query.urlencode()}>; rel="next"'
+    return [LogEntry.of(line) for line in lines]
 
 
 @executions.post("{tenant}/executions/{namespace}/{id}", openapi_extra=INPUTS_BODY,
-                 response={200: Execution, (400, 401, 404, 409, 415, 422): Error})
+                 response={200: Execution, (400, 401, 403, 404, 409, 413, 415, 422): Error})
 def execution_create(
     request, tenant: str, namespace: str, id: str,
     labels: list[str] = Query([], description="A label `key:value`; repeat for more."),
     wait: bool = Query(False, description="Answer only once the execution has ended (at most 10 minutes)."),
 ):
     """Start an execution of the flow's current revision; bad inputs are refused (422, faults at
-    `inputs.<id>`) and nothing is created."""
+    `inputs.<id>`) and nothing is created. Developer."""
+    tenant_for(request.auth, tenant, Role.DEVELOPER)
     execution = engine.execution_create(
         tenant_key=tenant, namespace=namespace, flow_id=id, inputs=inputs_body(request),
         labels=labels_dict(labels), trigger=None,

@@ -9,6 +9,7 @@ from flows.models import Flow, FlowRevision
 from flows.selectors import tenant_get
 from flows.services import tenant_create, token_create
 from flows.services import worker_group_create
+from tests.support.auth import api_client
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +27,8 @@ tasks:
 
 @pytest.fixture
 def api():
-    return Client(enforce_csrf_checks=True, headers={"Authorization": f"Bearer {token_create(username='alice')}"})
+    """A superuser's token: these tests use instance resources too (roles: test_api_authorization.py)."""
+    return api_client("alice", superuser=True, enforce_csrf_checks=True)
 
 
 @pytest.fixture

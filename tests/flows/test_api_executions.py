@@ -7,8 +7,9 @@ from django.test import Client
 
 from flows.engine import execution_create
 from flows.models import Execution
-from flows.services import flow_upload, tenant_create, token_create
+from flows.services import flow_upload, tenant_create
 from tests.support import wait_execution, wait_for
+from tests.support.auth import api_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,7 +57,8 @@ tasks:
 
 @pytest.fixture
 def api():
-    return Client(headers={"Authorization": f"Bearer {token_create(username='alice')}"})
+    """A developer of tenant main: runs, kills and reads its executions."""
+    return api_client("alice", roles={"main": "developer"})
 
 
 def start(api, flow: str = "routed", *, data=None, query: str = "", **kwargs):

@@ -1,12 +1,12 @@
 """The worker-group endpoints of the REST API: CRUD, reserved keys, health."""
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from flows.models import Execution, FlowRevision, State, TaskRun
 from flows.selectors import tenant_get
-from flows.services import flow_upload, tenant_create, token_create
+from flows.services import flow_upload, tenant_create
 from flows.services import worker_heartbeat
+from tests.support.auth import api_client
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +15,8 @@ URL = "/api/v1/instance/workergroups"
 
 @pytest.fixture
 def api():
-    return Client(enforce_csrf_checks=True, headers={"Authorization": f"Bearer {token_create(username='alice')}"})
+    """A superuser's token: worker groups are instance resources (docs/security.md)."""
+    return api_client("alice", superuser=True, enforce_csrf_checks=True)
 
 
 def post(api, body):
