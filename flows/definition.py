@@ -68,6 +68,11 @@ def parse_flow(source: str) -> ParsedFlow:
     return ParsedFlow(document=document, located=located, tasks_by_id=tasks_by_id)
 
 
+def document_json(document: schema.FlowDocument) -> dict:
+    """The parsed flow as Kestra shows it in JSON (what the API answers besides the source)."""
+    return document.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 @lru_cache(maxsize=256)
 def parse_flow_cached(source: str) -> ParsedFlow:
     """Parsed flows are immutable; the engine parses each revision once per process."""

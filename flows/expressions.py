@@ -1,38 +1,408 @@
-"""Expressions: `{{ ... }}` Jinja rendered in one immutable sandbox, undefined names are errors."""
+"""Expressions: `{{ ... }}` Jinja rendered in one immutable sandbox, undefined names are errors.
+
+Every render has a budget (docs/limits.md): it may run MAX_RENDER_SECONDS, build strings and lists
+of at most MAX_BUILD items, turn into text values of at most MAX_VALUE_WEIGHT, and produce at most
+MAX_RENDERED_CHARS. The sandbox checks sizes before it allocates (the operators `*`, `**`, `%`,
+`+` and `~`, format widths, the filters and string methods that pad, repeat or join), so an
+expression that would exceed the budget fails at once, with an error naming it, instead of
+growing the process. Time is checked as the template runs: on every attribute, call, operator,
+loop iteration and output.
+"""
+import contextvars
+import functools
 import json
 import operator
+import re
+import time
+import types
 from functools import lru_cache
 from typing import Any
 
 import jinja2
-from jinja2 import StrictUndefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import StrictUndefined, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
+from jinja2.utils import Namespace
+from jinja2.visitor import NodeTransformer
+from markupsafe import Markup
 
-MAX_RENDERED_CHARS = 1_000_000
-MAX_SEQUENCE_REPEAT = 100_000
-MAX_POWER_EXPONENT = 1_000
+MAX_RENDERED_CHARS = 1_000_000  # the text one expression renders to
+MAX_BUILD = 1_000_000  # characters or items of a string or list built by one operation
+MAX_VALUE_WEIGHT = 10_000_000  # characters plus items of a value turned into text or JSON
+MAX_INT_BITS = 14_000  # about 4,200 digits: Python prints integers up to 4,300 digits
+MAX_FORMAT_WIDTH = 10_000  # widths and precisions in `%` and `{}` formats
+MAX_NESTING = 20  # brackets nested in an expression
+MAX_RENDER_SECONDS = 0.25
 
 
 class ExpressionError(Exception):
     """An expression that does not compile or render; the message names the expression."""
 
 
+class _OverBudget(SecurityError):
+    pass
+
+
+class _Budget:
+    __slots__ = ("deadline", "ticks")
+
+    def __init__(self, seconds: float):
+        self.deadline = time.monotonic() + seconds
+        self.ticks = 0
+
+
+_budget: contextvars.ContextVar = contextvars.ContextVar("expression_budget", default=None)
+
+
+def _tick() -> None:
+    budget = _budget.get()
+    if budget is not None:
+        budget.ticks += 1
+        if not budget.ticks & 127 and time.monotonic() > budget.deadline:
+            raise _OverBudget(f"it ran longer than its budget of {MAX_RENDER_SECONDS:g}s")
+
+
+def _check_build(size: int, what: str) -> None:
+    if size > MAX_BUILD:
+        raise SecurityError(f"{what} would have more than {MAX_BUILD} characters or items")
+
+
+def _check_weight(value: Any) -> None:
+    """Refuse a value whose text would be too long, before Python builds that text. Lists may hold
+    the same big value many times: every reference counts, and the walk stops at the limit."""
+    if isinstance(value, str):
+        if len(value) > MAX_VALUE_WEIGHT:
+            raise SecurityError(f"a value has more than {MAX_VALUE_WEIGHT} characters")
+        return
+    if isinstance(value, (int, float, bool)) or value is None:
+        return
+    total, steps, stack = 0, 0, [value]
+    while stack:
+        item = stack.pop()
+        steps += 1
+        if not steps & 4095:
+            _tick()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, dict):
+            total += 2 + 2 * len(item)
+            if total <= MAX_VALUE_WEIGHT:
+                stack.extend(item.keys())
+                stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            total += 2 + len(item)
+            if total <= MAX_VALUE_WEIGHT:
+                stack.extend(item)
+        elif isinstance(item, Namespace):
+            total += 12
+            stack.append(dict(item.items()))  # noqa: its repr shows every attribute
+        elif isinstance(item, int):
+            total += item.bit_length() // 3 + 1
+        else:
+            total += 1
+        if total > MAX_VALUE_WEIGHT:
+            raise SecurityError(f"a value would turn into more than {MAX_VALUE_WEIGHT} characters")
+
+
+# --- formats ----------------------------------------------------------------------------------
+
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?[hlL]?[diouxXeEfFgGcrsa%]")
+_DIGITS = re.compile(r"\d+")
+
+
+def _check_width(digits: str) -> None:
+    if digits == "*":
+        raise SecurityError("'*' widths are not allowed in formats")
+    if digits and (len(digits) > 6 or int(digits) > MAX_FORMAT_WIDTH):
+        raise SecurityError(f"format width {digits[:12]} is larger than {MAX_FORMAT_WIDTH}")
+
+
+def _percent(text: str, args: Any) -> str:
+    """`text % args` with bounded widths: `'%04000000000d' % 1` is refused before it is built."""
+    for width, precision in _PERCENT_SPEC.findall(text):
+        _check_width(width)
+        _check_width(precision)
+    _check_weight(args)
+    return text % args
+
+
+class _BoundedFormatter(SandboxedFormatter):
+    """str.format in the sandbox, with bounded widths."""
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        for digits in _DIGITS.findall(format_spec):
+            _check_width(digits)
+        _check_weight(value)
+        return super().format_field(value, format_spec)
+
+
+# --- string methods that grow their result ------------------------------------------------------
+
+
+def _padded(method: str):
+    def bounded(text: str, width, *args):
+        if isinstance(width, int):
+            _check_build(width, f"str.{method}()")
+        return getattr(text, method)(width, *args)
+
+    return bounded
+
+
+def _expandtabs(text: str, tabsize=8):
+    _check_build(len(text) * max(int(tabsize), 1), "str.expandtabs()")
+    return text.expandtabs(tabsize)
+
+
+def _replace(text: str, old, new, count=-1):
+    if isinstance(old, str) and isinstance(new, str):
+        found = text.count(old) if old else len(text) + 1
+        if count is not None and count >= 0:
+            found = min(found, count)
+        _check_build(len(text) + found * len(new), "replace()")
+    return text.replace(old, new, count)
+
+
+def _join(separator: str, items):
+    items = list(items)
+    for item in items:
+        _check_weight(item)
+    _check_build(len(separator) * max(len(items) - 1, 0) + sum(len(item) for item in items if isinstance(item, str)),
+                 "join()")
+    return separator.join(items)
+
+
+def _translate(text: str, table):
+    longest = max((len(v) for v in table.values() if isinstance(v, str)), default=1) if isinstance(table, dict) else 1
+    _check_build(len(text) * max(longest, 1), "str.translate()")
+    return text.translate(table)
+
+
+_STR_METHODS = {
+    "center": _padded("center"), "ljust": _padded("ljust"), "rjust": _padded("rjust"), "zfill": _padded("zfill"),
+    "expandtabs": _expandtabs, "replace": _replace, "join": _join, "translate": _translate,
+}
+_REFUSED_METHODS = {"encode", "to_bytes"}  # bytes have no use in expressions, and their own ways to grow
+
+
+def _refused(name: str):
+    def refuse(*args, **kwargs):
+        raise SecurityError(f"{name}() is not available in expressions")
+
+    return refuse
+
+
+# --- filters ------------------------------------------------------------------------------------
+
+
+def _bounded_filter(name: str, function):
+    """Every filter refuses inputs too large to turn into text; those that pad, repeat or wrap
+    check their own arguments too (with Jinja's parameter names, after its context argument)."""
+    check = _FILTER_CHECKS.get(name)
+    skip = 1 if getattr(function, "jinja_pass_arg", None) is not None else 0
+
+    @functools.wraps(function)
+    def bounded(*args, **kwargs):
+        _tick()
+        for value in args[skip:]:
+            _check_weight(value)
+        for value in kwargs.values():
+            _check_weight(value)
+        if check is not None:
+            try:
+                check(*args[skip:], **kwargs)
+            except (TypeError, ValueError):  # wrong arguments: the filter itself says so
+                pass
+        return function(*args, **kwargs)
+
+    return bounded
+
+
+def _center_check(value, width=80):
+    _check_build(int(width), "center")
+
+
+def _indent_check(s, width=4, first=False, blank=False):
+    pad = len(width) if isinstance(width, str) else int(width)
+    _check_build(len(str(s)) + pad * (str(s).count("\n") + 1), "indent")
+
+
+def _wordwrap_check(s, width=79, break_long_words=True, wrapstring=None, break_on_hyphens=True):
+    _check_build(len(str(s)) * (1 + len(wrapstring or "\n")), "wordwrap")
+
+
+def _join_check(value, d="", attribute=None):
+    count = len(value) if hasattr(value, "__len__") else 0
+    _check_build(len(str(d)) * max(count - 1, 0), "join")
+
+
+def _batch_check(value, linecount, fill_with=None):
+    _check_build(int(linecount), "batch")
+
+
+def _slice_check(value, slices, fill_with=None):
+    _check_build(int(slices), "slice")
+
+
+def _replace_check(s, old, new, count=None):
+    text, old, new = str(s), str(old), str(new)
+    found = text.count(old) if old else len(text) + 1
+    if count is not None and count >= 0:
+        found = min(found, count)
+    _check_build(len(text) + found * len(new), "replace")
+
+
+def _tojson_check(value, indent=None):
+    if indent is not None and int(indent) > 16:
+        raise SecurityError("tojson indent is larger than 16")
+
+
+_FILTER_CHECKS = {
+    "center": _center_check, "indent": _indent_check, "wordwrap": _wordwrap_check, "join": _join_check,
+    "batch": _batch_check, "slice": _slice_check, "replace": _replace_check, "tojson": _tojson_check,
+}
+
+
+def _format_filter(value, *args, **kwargs):
+    """Jinja's `format` filter (printf style), through the bounded `%`."""
+    if args and kwargs:
+        raise jinja2.exceptions.FilterArgumentError("can't handle positional and keyword arguments at the same time")
+    return _percent(str(value), kwargs or args)
+
+
+class _Filters(dict):
+    """The filters, each wrapped by `_bounded_filter` when a template looks it up, so that a filter
+    added later is bounded too."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._bounded: dict = {}
+
+    def __getitem__(self, name):
+        function = super().__getitem__(name)
+        if name in _BUDGET_FILTERS:
+            return function
+        known = self._bounded.get(name)
+        if known is None or known[0] is not function:
+            known = self._bounded[name] = (function, _bounded_filter(name, function))
+        return known[1]
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+
+# --- templates: loops and `~` go through the budget ----------------------------------------------
+
+
+class _Budgeted(NodeTransformer):
+    """Loops tick the budget on every iteration, and `~` checks its size before it joins."""
+
+    def visit_For(self, node: nodes.For) -> nodes.For:
+        self.generic_visit(node)
+        node.iter = nodes.Filter(node.iter, "_budget_iter", [], [], None, None, lineno=node.lineno)
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Filter:
+        self.generic_visit(node)
+        return nodes.Filter(nodes.List(node.nodes, lineno=node.lineno), "_budget_concat", [], [], None, None,
+                            lineno=node.lineno)
+
+
+_BUDGET_FILTERS = {"_budget_iter", "_budget_concat"}
+
+
+def _budget_iter(iterable):
+    for item in iterable:
+        _tick()
+        yield item
+
+
+def _budget_concat(parts: list) -> str:
+    texts, total = [], 0
+    for part in parts:
+        _check_weight(part)
+        text = str(part)
+        total += len(text)
+        _check_build(total, "~")
+        texts.append(text)
+    return "".join(texts)
+
+
+def _finalize(value: Any) -> Any:
+    """Every `{{ ... }}` value, before it becomes text."""
+    _tick()
+    _check_weight(value)
+    return value
+
+
 class _BoundedSandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+
+    def _generate(self, source, name, filename, defer_init=False):
+        return super()._generate(_Budgeted().visit(source), name, filename, defer_init=defer_init)
 
     def call_binop(self, context, operator_name, left, right):
+        _tick()
         if operator_name == "**":
-            if isinstance(right, (int, float)) and abs(right) > MAX_POWER_EXPONENT:
-                raise jinja2.exceptions.SecurityError("exponent too large")
+            if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
+                if left.bit_length() * right > MAX_INT_BITS:
+                    raise SecurityError(f"the result of ** would have more than {MAX_INT_BITS} bits")
             return operator.pow(left, right)
-        for sequence, count in ((left, right), (right, left)):
-            if isinstance(sequence, (str, list, tuple)) and isinstance(count, int):
-                if len(sequence) * count > MAX_SEQUENCE_REPEAT:
-                    raise jinja2.exceptions.SecurityError("repeated sequence too long")
-        return operator.mul(left, right)
+        if operator_name == "*":
+            if isinstance(left, int) and isinstance(right, int) and not isinstance(left, bool):
+                if left.bit_length() + right.bit_length() > MAX_INT_BITS:
+                    raise SecurityError(f"the result of * would have more than {MAX_INT_BITS} bits")
+            for sequence, count in ((left, right), (right, left)):
+                if isinstance(sequence, (str, list, tuple)) and isinstance(count, int):
+                    _check_build(len(sequence) * count, "a repeated sequence")
+            return operator.mul(left, right)
+        if operator_name == "%":
+            if isinstance(left, str):
+                return _percent(left, right)
+            return operator.mod(left, right)
+        if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):  # "+"
+            _check_build(len(left) + len(right), "+")
+        return operator.add(left, right)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's own signature)
+        _tick()
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def getattr(self, obj, attribute):
+        _tick()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj, argument):
+        _tick()
+        return super().getitem(obj, argument)
+
+    def wrap_str_format(self, value):
+        """Called on every attribute a template reads: bounds the string methods that grow."""
+        if isinstance(value, types.BuiltinMethodType):
+            owner, name = value.__self__, value.__name__
+            if name in _REFUSED_METHODS:
+                return _refused(name)
+            if isinstance(owner, str) and not isinstance(owner, Markup):
+                if name in ("format", "format_map"):
+                    return self._bounded_format(owner, name == "format_map")
+                if name in _STR_METHODS:
+                    return functools.partial(_STR_METHODS[name], owner)
+        return super().wrap_str_format(value)
+
+    def _bounded_format(self, text: str, is_format_map: bool):
+        formatter = _BoundedFormatter(self)
+
+        def bounded(*args, **kwargs):
+            if is_format_map:
+                if kwargs or len(args) != 1:
+                    raise TypeError("format_map() takes exactly one argument")
+                args, kwargs = (), args[0]
+            return formatter.vformat(text, args, kwargs)
+
+        return bounded
 
 
 def _to_json(value: Any) -> str:
+    _check_weight(value)
     return json.dumps(value, default=str)
 
 
@@ -40,40 +410,78 @@ def _from_json(value: str) -> Any:
     return json.loads(value)
 
 
-ENVIRONMENT = _BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-ENVIRONMENT.filters.update(json=_to_json, toJson=_to_json, jsonEncode=_to_json, fromJson=_from_json, jsonDecode=_from_json)
-ENVIRONMENT.globals.update(fromJson=_from_json, toJson=_to_json)
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002 (Jinja's names)
+    _check_build(int(n) * int(max), "lipsum")
+    return jinja2.utils.generate_lorem_ipsum(n=n, html=html, min=min, max=max)
+
+
+ENVIRONMENT = _BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
+                              finalize=_finalize)
+ENVIRONMENT.filters = _Filters(ENVIRONMENT.filters)
+ENVIRONMENT.filters.update(json=_to_json, toJson=_to_json, jsonEncode=_to_json, fromJson=_from_json,
+                           jsonDecode=_from_json, format=_format_filter, _budget_iter=_budget_iter,
+                           _budget_concat=_budget_concat)
+ENVIRONMENT.globals.update(fromJson=_from_json, toJson=_to_json, lipsum=_lipsum)
 
 
 def is_template(text: Any) -> bool:
     return isinstance(text, str) and ("{{" in text or "{%" in text)
 
 
+_OPENING, _CLOSING = {"(", "[", "{"}, {")", "]", "}"}
+
+
+def _check_nesting(text: str) -> None:
+    """Jinja's parser recurses on every bracket: refuse deep nesting before parsing."""
+    depth = 0
+    for _, kind, value in ENVIRONMENT.lex(text):
+        if kind == "operator":
+            if value in _OPENING:
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise ExpressionError(f"template syntax error in '{_short(text)}': brackets nested more than "
+                                          f"{MAX_NESTING} deep")
+            elif value in _CLOSING:
+                depth -= 1
+
+
 @lru_cache(maxsize=4096)
 def _compile(text: str) -> jinja2.Template:
-    return ENVIRONMENT.from_string(text)
+    try:
+        _check_nesting(text)
+        return ENVIRONMENT.from_string(text)
+    except ExpressionError:
+        raise
+    except jinja2.TemplateSyntaxError as error:
+        raise ExpressionError(f"template syntax error in '{_short(text)}': {error.message} (template line {error.lineno})") from None
+    except (RecursionError, SyntaxError, MemoryError, ValueError) as error:  # nested too deep for Python itself
+        raise ExpressionError(f"template syntax error in '{_short(text)}': too complex to compile ({type(error).__name__})") from None
 
 
 def check_syntax(text: str) -> None:
-    try:
-        _compile(text)
-    except jinja2.TemplateSyntaxError as error:
-        raise ExpressionError(f"template syntax error in '{_short(text)}': {error.message} (template line {error.lineno})") from None
+    _compile(text)
 
 
 def render(text: Any, context: dict) -> Any:
-    """Render a string template; non-strings are returned unchanged."""
+    """Render a string template within the budget; non-strings are returned unchanged."""
     if not is_template(text):
         return text
+    template = _compile(text)
+    token = _budget.set(_Budget(MAX_RENDER_SECONDS))
     try:
-        rendered = _compile(text).render(context)
-    except jinja2.TemplateSyntaxError as error:
-        raise ExpressionError(f"template syntax error in '{_short(text)}': {error.message}") from None
+        chunks, size = [], 0
+        for chunk in template.generate(context):
+            size += len(chunk)
+            if size > MAX_RENDERED_CHARS:
+                raise ExpressionError(f"rendering '{_short(text)}' produced more than {MAX_RENDERED_CHARS} characters")
+            chunks.append(chunk)
+        return "".join(chunks)
+    except ExpressionError:
+        raise
     except Exception as error:  # every render failure becomes a located user error
         raise ExpressionError(f"cannot render '{_short(text)}': {error}") from None
-    if len(rendered) > MAX_RENDERED_CHARS:
-        raise ExpressionError(f"rendering '{_short(text)}' produced more than {MAX_RENDERED_CHARS} characters")
-    return rendered
+    finally:
+        _budget.reset(token)
 
 
 def render_deep(value: Any, context: dict) -> Any:

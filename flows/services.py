@@ -1,6 +1,7 @@
 """Writes: tenants, namespaces, worker groups, workers' heartbeats, flows, API tokens and memberships.
 (Executions and task runs are written by the engine, `flows/engine/`.)"""
 import hashlib
+import json
 import re
 import secrets
 from datetime import timedelta
@@ -10,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import permissions
-from .definition import ParsedFlow, parse_flow
+from .definition import ParsedFlow, document_json, parse_flow
 from .errors import Conflict, Fault, NotFound, UserError
 from .models import (
     KEY_PATTERN, RESERVED_GROUP_KEYS, ApiToken, Flow, FlowRevision, Membership, Namespace, Role, Tenant,
@@ -155,9 +156,9 @@ def flow_validate(*, source: str, tenant_key: str) -> ParsedFlow:
     return parsed
 
 
-@transaction.atomic
 def flow_upload(*, source: str, tenant_key: str, namespace: str | None = None, flow_id: str | None = None) -> Flow:
-    """Store a flow; a changed source makes a new revision, an unchanged one changes nothing."""
+    """Store a flow; a changed source makes a new revision, an unchanged one changes nothing.
+    The source is parsed before the write transaction starts (docs/limits.md)."""
     parsed = flow_validate(source=source, tenant_key=tenant_key)
     document = parsed.document
     if namespace is not None and (namespace, flow_id) != (document.namespace, document.id):
@@ -165,7 +166,24 @@ def flow_upload(*, source: str, tenant_key: str, namespace: str | None = None, f
             f"the document declares '{document.namespace}.{document.id}' but was sent to '{namespace}.{flow_id}'",
             path="id",
         )
-    tenant = tenant_get(tenant_key)
+    return _flow_store(tenant=tenant_get(tenant_key), source=source, parsed=parsed)
+
+
+def _flow_read_back(*, flow: Flow, parsed: ParsedFlow) -> None:
+    """What was stored must read back as it was parsed, and show as JSON: otherwise the transaction
+    is rolled back, so that a flow never exists whose every read fails."""
+    stored = FlowRevision.objects.filter(flow=flow, revision=flow.revision).values_list("source", flat=True).first()
+    if stored != flow.source:
+        raise UserError("the flow was not stored: the database did not give back the text it was sent")
+    try:
+        json.dumps(document_json(parsed.document), allow_nan=False)
+    except (ValueError, TypeError, RecursionError) as error:
+        raise UserError(f"the flow was not stored: it cannot be shown as JSON ({error})") from None
+
+
+@transaction.atomic
+def _flow_store(*, tenant: Tenant, source: str, parsed: ParsedFlow) -> Flow:
+    document = parsed.document
     flow = (
         Flow.objects.select_for_update()
         .filter(tenant=tenant, namespace=document.namespace, flow_id=document.id)
@@ -177,16 +195,15 @@ def flow_upload(*, source: str, tenant_key: str, namespace: str | None = None, f
             source=source, disabled=document.disabled,
         )
         FlowRevision.objects.create(flow=flow, revision=1, source=source)
-        return flow
-    if flow.source == source and not flow.deleted:
-        return flow
-    last = flow.revisions.order_by("-revision").values_list("revision", flat=True).first() or flow.revision
-    flow.revision = last + 1
-    flow.source = source
-    flow.disabled = document.disabled
-    flow.deleted = False
-    flow.save(update_fields=["revision", "source", "disabled", "deleted", "updated"])
-    FlowRevision.objects.create(flow=flow, revision=flow.revision, source=source)
+    elif flow.source != source or flow.deleted:
+        last = flow.revisions.order_by("-revision").values_list("revision", flat=True).first() or flow.revision
+        flow.revision = last + 1
+        flow.source = source
+        flow.disabled = document.disabled
+        flow.deleted = False
+        flow.save(update_fields=["revision", "source", "disabled", "deleted", "updated"])
+        FlowRevision.objects.create(flow=flow, revision=flow.revision, source=source)
+    _flow_read_back(flow=flow, parsed=parsed)
     return flow
 
 

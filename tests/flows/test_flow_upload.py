@@ -243,3 +243,35 @@ def test_demo_command_is_idempotent(capsys):
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.check_password("admin")
     assert "http://127.0.0.1:8000/admin/" in capsys.readouterr().out
+
+
+# --- parsing refuses before it stores ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variables", [
+    "{d: 2001-13-14}",
+    "{n: " + "9" * 5000 + "}",
+    "{n: !!python/name:os.system }",
+    "{n: " + "[" * 300 + "]" * 300 + "}",
+    "&a {n: *a}",
+])
+def test_unreadable_documents_are_located_errors_and_nothing_is_stored(main, variables):
+    source = flow_source(key="''") + f"variables: {variables}\n"
+    [(message, line, column)] = upload_faults(source)
+    assert line == 9 and column is not None, message
+    assert not Flow.objects.exists() and not FlowRevision.objects.exists()
+
+
+def test_a_flow_is_stored_only_if_it_reads_back(main, monkeypatch):
+    from flows import services
+
+    def unreadable(document):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(services, "document_json", unreadable)
+    with pytest.raises(UserError, match="the flow was not stored: it cannot be shown as JSON"):
+        flow_upload(source=flow_source(key="''"), tenant_key="main")
+    assert not Flow.objects.exists() and not FlowRevision.objects.exists()
+    monkeypatch.undo()
+    flow = flow_upload(source=flow_source(key="''"), tenant_key="main")
+    assert FlowRevision.objects.get(flow=flow).source == flow.source

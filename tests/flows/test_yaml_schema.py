@@ -399,9 +399,9 @@ def test_valid_templates_are_accepted():
 
 @pytest.mark.parametrize("broken, message, line, column", [
     ("    message: \"hi\n", "invalid YAML: found unexpected end of stream", 7, 1),
-    ("    message: hi: there\n", "invalid YAML: mapping values are not allowed here", 6, 16),
-    ("    message: hi\n   level: WARN\n", "invalid YAML: expected <block end>", 7, 4),
-    ("\tmessage: hi\n", "invalid YAML: found character '\\t' that cannot start any token", 6, 1),
+    ("    message: hi: there\n", "invalid YAML: mapping values are not allowed in this context", 6, 16),
+    ("    message: hi\n   level: WARN\n", "invalid YAML: did not find expected '-' indicator", 7, 4),
+    ("\tmessage: hi\n", "invalid YAML: found a tab character that violates indentation", 6, 1),
 ])
 def test_invalid_yaml_is_located(broken, message, line, column):
     bad = doc(f"""\
@@ -452,15 +452,15 @@ def test_only_the_process_task_runner_is_accepted():
 ])
 def test_bad_ids_are_refused(body, bad_id, line, column):
     bad = HEAD + body.replace("TASK_TYPE", LOG).replace("TRIGGER_TYPE", SCHEDULE)
-    assert_single_fault(bad, "'id': String should match pattern '^[a-zA-Z0-9][a-zA-Z0-9_-]*$'", line, column)
+    assert_single_fault(bad, r"'id': String should match pattern '\A[a-zA-Z0-9][a-zA-Z0-9_-]*\Z'", line, column)
     parse_flow(bad.replace(bad_id, "good_id-2"))
 
 
 def test_bad_flow_id_and_namespace_are_refused():
     bad = f"id: my flow\nnamespace: Company/Team\ntasks:\n  - id: hello\n    type: {LOG}\n    message: hi\n"
     assert faults(bad) == [
-        ("'id': String should match pattern '^[a-zA-Z0-9][a-zA-Z0-9_-]*$'", 1, 5),
-        ("'namespace': String should match pattern '^[a-z0-9][a-z0-9._-]*$'", 2, 12),
+        (r"'id': String should match pattern '\A[a-zA-Z0-9][a-zA-Z0-9_-]*\Z'", 1, 5),
+        (r"'namespace': String should match pattern '\A[a-z0-9][a-z0-9._-]*\Z'", 2, 12),
     ]
     parse_flow(bad.replace("my flow", "my_flow").replace("Company/Team", "company.team"))
 
