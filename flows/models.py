@@ -1,13 +1,16 @@
 """Everything the product stores. Rules live in services, the engine and the reconciler; models
 hold data and the constraints the database can check."""
+import re
 import uuid
 
 from django.core.validators import RegexValidator
 from django.db import models
 
 FALLBACK_CHOICES = [("WAIT", "WAIT"), ("FAIL", "FAIL"), ("CANCEL", "CANCEL")]
-# Keys of tenants, worker groups, flows, tasks and inputs: Kestra's identifier pattern.
-KEY_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
+# Keys of tenants, worker groups, flows, tasks and inputs: Kestra's identifier pattern, matched as a
+# whole string (`\A…\Z`; `$` would let a trailing newline through: "main\n"). Compiled, so that
+# pydantic matches it with Python's engine too (its default engine knows no `\Z`).
+KEY_PATTERN = re.compile(r"\A[a-zA-Z0-9][a-zA-Z0-9_-]*\Z")
 # Queues the product consumes itself; `default` is the queue of the default worker group.
 DEFAULT_QUEUE = "default"
 RESERVED_GROUP_KEYS = frozenset({DEFAULT_QUEUE, "executor", "scheduler"})

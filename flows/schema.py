@@ -1,4 +1,5 @@
 """Pydantic models of the flow document: one model per task and trigger type."""
+import re
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from croniter import croniter
@@ -9,7 +10,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationIn
 from .durations import parse_duration
 from .models import KEY_PATTERN
 
-NAMESPACE_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+# Dotted lowercase names, matched as a whole string like KEY_PATTERN (flows/models.py).
+NAMESPACE_PATTERN = re.compile(r"\A[a-z0-9][a-z0-9._-]*\Z")
 
 
 def _check_duration(value: Any) -> Any:

@@ -39,7 +39,7 @@ def _check_defaults(*, worker_group_key: str, fallback: str, tenant: Tenant | No
 @transaction.atomic
 def tenant_create(*, key: str, worker_group_key: str = "", fallback: str = "") -> Tenant:
     if not isinstance(key, str) or not re.match(KEY_PATTERN, key):
-        raise UserError(f"invalid tenant key '{key}': it must match {KEY_PATTERN}", path="key")
+        raise UserError(f"invalid tenant key '{key}': it must match {KEY_PATTERN.pattern}", path="key")
     if Tenant.objects.filter(key=key).exists():
         raise Conflict(f"tenant '{key}' already exists", path="key")
     tenant = Tenant.objects.create(key=key)
@@ -77,7 +77,7 @@ def namespace_set(*, tenant_key: str, name: str, worker_group_key: str = "", fal
 
 def _check_group_key(key: str) -> None:
     if not isinstance(key, str) or not re.match(KEY_PATTERN, key):
-        raise UserError(f"invalid worker group key '{key}': it must match {KEY_PATTERN}", path="key")
+        raise UserError(f"invalid worker group key '{key}': it must match {KEY_PATTERN.pattern}", path="key")
     if key in RESERVED_GROUP_KEYS:
         raise UserError(f"'{key}' is reserved and cannot be a worker group key", path="key")
 

@@ -1,4 +1,8 @@
-"""Roles: users belong to tenants with a role, and API tokens may be narrowed (docs/security.md)."""
+"""Roles: users belong to tenants with a role, and API tokens may be narrowed (docs/security.md).
+Worker group keys are matched as whole strings (flows/models.py KEY_PATTERN)."""
+import re
+
+import django.core.validators
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
@@ -53,5 +57,12 @@ class Migration(migrations.Migration):
             model_name="apitoken",
             constraint=models.CheckConstraint(condition=models.Q(("role__in", ["", "viewer", "developer", "admin"])),
                                               name="api_token_role_known"),
+        ),
+        migrations.AlterField(
+            model_name="workergroup",
+            name="key",
+            field=models.CharField(max_length=100, unique=True, validators=[
+                django.core.validators.RegexValidator(re.compile(r"\A[a-zA-Z0-9][a-zA-Z0-9_-]*\Z")),
+            ]),
         ),
     ]
