@@ -8,14 +8,14 @@ superusers see and change everything. Django's model permissions are not used fo
 from django import forms
 from django.contrib import admin
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from .errors import UserError
 from .models import (
-    ApiToken, Execution, Flow, FlowRevision, LogLine, Membership, Namespace, Role, TaskRun, Tenant, Worker,
-    WorkerGroup, queue_for_group,
+    ApiToken, Execution, Flow, FlowRevision, LogLine, Membership, Namespace, Role, TaskRun, Tenant, TriggerState,
+    Worker, WorkerGroup, queue_for_group,
 )
 from .permissions import Actor, actor_for_user, allowed, tenants_for, worker_groups_visible
 from .selectors import DEFAULT_TENANT, alive_since, alive_workers, worker_group_health, worker_groups_counted
@@ -23,6 +23,7 @@ from .services import (
     flow_delete, flow_upload, flow_validate, membership_remove, membership_set, namespace_set, tenant_create,
     tenant_update, worker_group_create, worker_group_delete, worker_group_update,
 )
+from .triggers import trigger_state_disable, trigger_state_enable, trigger_state_unlock
 
 DEFAULT_GROUP_LABEL = "(default)"
 INHERIT_LABEL = "(not set: inherit)"
@@ -465,11 +466,79 @@ class ExecutionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
 
 @admin.register(LogLine)
 class LogLineAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    """Log lines of executions and of triggers (docs/triggers.md)."""
+
     tenant_path = "execution__tenant"
-    list_display = ("timestamp", "level", "execution", "task_id", "message")
+    list_display = ("timestamp", "level", "execution", "trigger_state", "task_id", "message")
     list_filter = ("level",)
     search_fields = ("message", "task_id")
-    list_select_related = ("execution",)
+    list_select_related = ("execution", "trigger_state__flow")
+
+    def get_queryset(self, request):
+        rows = admin.ModelAdmin.get_queryset(self, request)
+        actor = actor_of(request)
+        if actor.is_superuser:
+            return rows
+        tenants = tenants_for(actor)
+        return rows.filter(Q(execution__tenant__in=tenants) | Q(trigger_state__flow__tenant__in=tenants))
+
+    def tenant_id_of(self, obj) -> int:
+        if obj.execution_id is None and obj.trigger_state_id is not None:
+            return obj.trigger_state.flow.tenant_id
+        return super().tenant_id_of(obj)
+
+
+# --- trigger state (docs/triggers.md) ------------------------------------------------------------
+
+
+@admin.register(TriggerState)
+class TriggerStateAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    """Written by the scheduler and the workers; here a developer of the flow's tenant disables,
+    enables or unlocks a trigger."""
+
+    tenant_path = "flow__tenant"
+    list_display = ("trigger_id", "flow", "kind", "disabled", "next_date", "last_date", "worker_id", "last_result",
+                    "last_error", "lock_owner")
+    list_filter = ("disabled", "trigger_type", ("flow__tenant", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("trigger_id", "flow__flow_id", "flow__namespace")
+    list_select_related = ("flow__tenant",)
+    fields = ("flow", "trigger_id", "trigger_type", "disabled", "next_date", "last_date", "evaluated", "worker_id",
+              "last_result", "last_error", "last_execution", "evaluation", "published", "lock_owner", "locked",
+              "definition", "memory", "logs_link", "created", "updated")
+    readonly_fields = fields
+    actions = ["disable", "enable", "unlock"]
+
+    @admin.display(description="type", ordering="trigger_type")
+    def kind(self, obj):
+        return obj.trigger_type.rsplit(".", 2)[-2] + "." + obj.trigger_type.rsplit(".", 1)[-1]
+
+    @admin.display(description="logs")
+    def logs_link(self, obj):
+        url = reverse("admin:flows_logline_changelist")
+        return format_html('<a href="{}?trigger_state__id__exact={}">{} log lines</a>', url, obj.pk, obj.logs.count())
+
+    def has_trigger_permission(self, request):
+        return self._allowed(request, Role.DEVELOPER)
+
+    def _act(self, request, queryset, service, done: str) -> None:
+        changed = 0
+        for state in queryset.select_related("flow"):
+            if self._allowed(request, Role.DEVELOPER, state):
+                service(state_id=state.pk)
+                changed += 1
+        self.message_user(request, f"{changed} trigger(s) {done}.")
+
+    @admin.action(description="Disable the selected triggers", permissions=["trigger"])
+    def disable(self, request, queryset):
+        self._act(request, queryset, trigger_state_disable, "disabled")
+
+    @admin.action(description="Enable the selected triggers", permissions=["trigger"])
+    def enable(self, request, queryset):
+        self._act(request, queryset, trigger_state_enable, "enabled")
+
+    @admin.action(description="Unlock the selected triggers (forget the evaluation under way)", permissions=["trigger"])
+    def unlock(self, request, queryset):
+        self._act(request, queryset, trigger_state_unlock, "unlocked")
 
 
 @admin.register(ApiToken)

@@ -82,3 +82,16 @@ def with_taskrun(context: dict, run: TaskRun, runs_by_id: dict) -> dict:
         "parents": parents,
         "parent": parents[0] if parents else None,
     }
+
+
+def trigger_context(*, flow, document: FlowDocument, variables: dict | None = None) -> dict:
+    """The context a trigger's own properties render in (docs/triggers.md): no execution exists yet,
+    so only the flow, its variables and labels, and the trigger's variables when it has fired."""
+    return {
+        "flow": {"id": document.id, "namespace": document.namespace, "revision": flow.revision,
+                 "tenantId": flow.tenant.key},
+        "vars": document.variables,
+        "variables": document.variables,
+        "labels": document.label_map,
+        "trigger": variables or {},
+    }

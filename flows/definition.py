@@ -114,9 +114,10 @@ def _deep_merge(base: dict, override: dict) -> dict:
 
 
 _MODELS_BY_TYPE = {
-    model.model_fields["type"].annotation.__args__[0]: model
+    type_name: model
     for union in (schema.Task, schema.Trigger)
     for model in union.__origin__.__args__
+    for type_name in model.model_fields["type"].annotation.__args__  # a type and its older names
 }
 
 
@@ -174,7 +175,7 @@ def _translate(error: pydantic.ValidationError, located: LocatedDocument) -> lis
         elif kind == "extra_forbidden":
             message = f"unknown property '{path[-1]}'"
         elif kind == "union_tag_invalid":
-            what = "trigger" if path and path[0] == "triggers" else "task"
+            what = "condition" if "conditions" in path else "trigger" if path and path[0] == "triggers" else "task"
             message = f"unknown {what} type '{item['ctx']['tag']}'"
             path = path + ("type",)
         elif kind == "union_tag_not_found":

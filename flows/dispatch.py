@@ -13,6 +13,7 @@ from celery import current_app
 from django.db import transaction
 
 RUN_TASKRUN = "workers.run_taskrun"
+EVALUATE_TRIGGER = "workers.evaluate_trigger"
 ADVANCE_EXECUTION = "flows.execution_advance"
 EXECUTOR_QUEUE = "executor"
 
@@ -27,6 +28,11 @@ class Message:
 
 def taskrun_message(*, taskrun_id, attempt: int, queue: str, countdown: float | None = None) -> Message:
     return Message(RUN_TASKRUN, (str(taskrun_id), attempt), queue, countdown or None)
+
+
+def trigger_evaluation_message(*, trigger_state_id: int, evaluation_id, queue: str) -> Message:
+    """A polling trigger's evaluation, for a worker of its group (docs/triggers.md)."""
+    return Message(EVALUATE_TRIGGER, (trigger_state_id, str(evaluation_id)), queue)
 
 
 def advance_message(*, execution_id) -> Message:

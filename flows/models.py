@@ -167,8 +167,12 @@ class TaskRun(models.Model):
 
 
 class LogLine(models.Model):
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="logs")
+    """A log line of an execution (and maybe one of its task runs), or of a trigger (docs/triggers.md)."""
+
+    execution = models.ForeignKey(Execution, null=True, blank=True, on_delete=models.CASCADE, related_name="logs")
     task_run = models.ForeignKey(TaskRun, null=True, blank=True, on_delete=models.CASCADE, related_name="logs")
+    trigger_state = models.ForeignKey("TriggerState", null=True, blank=True, on_delete=models.CASCADE,
+                                      related_name="logs")
     task_id = models.CharField(max_length=255, blank=True, default="")
     level = models.CharField(max_length=10, default="INFO")
     message = models.TextField()
@@ -176,6 +180,10 @@ class LogLine(models.Model):
 
     class Meta:
         ordering = ["timestamp", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(execution__isnull=False) | models.Q(trigger_state__isnull=False),
+                                   name="logline_of_execution_or_trigger"),
+        ]
 
     def __str__(self):
         return f"[{self.level}] {self.message[:80]}"
@@ -273,3 +281,55 @@ class Worker(models.Model):
 
     def __str__(self):
         return self.hostname
+
+
+class TriggerState(models.Model):
+    """What the scheduler knows of one trigger of one flow (docs/triggers.md). `next_date` is when it
+    is due next; null means never by the clock: a Flow or Webhook trigger, or a stopped one (disabled
+    in the YAML or here, its flow disabled)."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="trigger_states")
+    trigger_id = models.CharField(max_length=255)
+    trigger_type = models.CharField(max_length=255)
+    # The trigger as parsed (pluginDefaults applied), and its digest: a re-upload keeps the state of
+    # a trigger whose digest is unchanged and resets the others.
+    definition = models.JSONField(default=dict)
+    fingerprint = models.CharField(max_length=64)
+    next_date = models.DateTimeField(null=True, blank=True)
+    # Schedule: the last date it fired for; polling trigger: the last evaluation that ended.
+    last_date = models.DateTimeField(null=True, blank=True)
+    evaluated = models.DateTimeField(null=True, blank=True)
+    worker_id = models.CharField(max_length=255, blank=True, default="")
+    last_result = models.TextField(blank=True, default="")
+    last_error = models.TextField(blank=True, default="")
+    last_execution = models.UUIDField(null=True, blank=True)
+    disabled = models.BooleanField(default=False)
+    # A polling evaluation sent to its group (`evaluation`, when `published`), and the worker that
+    # took it (`lock_owner`, since `locked`); all empty when none is under way.
+    evaluation = models.UUIDField(null=True, blank=True)
+    published = models.DateTimeField(null=True, blank=True)
+    lock_owner = models.CharField(max_length=255, blank=True, default="")
+    locked = models.DateTimeField(null=True, blank=True)
+    # What the trigger type remembers between evaluations (the filesystem trigger: files already fired).
+    memory = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["flow__tenant__key", "flow__namespace", "flow__flow_id", "trigger_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "trigger_id"], name="trigger_state_unique_per_flow"),
+        ]
+        # The tick reads only what is due: its cost follows the due triggers, not the defined ones.
+        indexes = [models.Index(fields=["next_date"], name="trigger_state_due")]
+
+    def __str__(self):
+        return f"{self.flow} / {self.trigger_id}"
+
+
+class SchedulerTick(models.Model):
+    """One row: when a scheduler tick last ran. A longer silence means no scheduler ran, and the
+    Schedule triggers' recoverMissedSchedules decides about the dates missed meanwhile."""
+
+    last_tick = models.DateTimeField()
+

@@ -5,9 +5,10 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from croniter import croniter
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .durations import parse_duration
+from .expressions import is_template
 from .models import KEY_PATTERN
 
 # Dotted lowercase names, matched as a whole string like KEY_PATTERN (flows/models.py).
@@ -219,13 +220,22 @@ for _model in (FlowableBase, SequentialTask, ParallelTask, IfTask, SwitchTask, F
     _model.model_rebuild()
 
 
-# --- triggers -----------------------------------------------------------------------------
+# --- triggers (docs/triggers.md) -----------------------------------------------------------
+
+StateName = Literal["CREATED", "RUNNING", "SUCCESS", "WARNING", "FAILED", "KILLING", "KILLED", "CANCELLED", "SKIPPED",
+                    "RETRYING"]
+# What a Flow trigger listens to unless it says otherwise: an execution that has ended.
+ENDED_STATES = ["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED"]
 
 
 class TriggerBase(Strict):
     id: str = Field(pattern=KEY_PATTERN)
     description: str | None = None
     disabled: bool = False
+    # The trigger disables itself once an execution it started ends in one of these states.
+    stopAfter: list[StateName] = Field(default_factory=list)
+
+    polling: ClassVar[bool] = False  # evaluated on a worker of its group, every `interval`
 
 
 class ScheduleTrigger(TriggerBase):
@@ -234,6 +244,7 @@ class ScheduleTrigger(TriggerBase):
     timezone: str = "UTC"
     cron: str
     inputs: dict[str, Any] = Field(default_factory=dict)
+    recoverMissedSchedules: Literal["ALL", "LAST", "NONE"] = "ALL"
 
     @field_validator("timezone")
     @classmethod
@@ -258,30 +269,123 @@ class ScheduleTrigger(TriggerBase):
         return value
 
 
+def _check_interval(value: Any) -> Any:
+    if isinstance(value, str) and parse_duration(value).total_seconds() <= 0:
+        raise ValueError(f"'{value}' is not a positive duration")
+    return value
+
+
 class PollingTriggerBase(TriggerBase):
-    interval: Duration = "PT60S"
+    interval: Annotated[Duration, AfterValidator(_check_interval)] = "PT60S"
     workerGroup: WorkerGroupRef | None = None
+
+    polling: ClassVar[bool] = True
 
 
 class HttpTrigger(PollingTriggerBase):
-    type: Literal["io.kestra.plugin.core.http.Trigger"]
+    # Also accepted under its older name, as in Kestra.
+    type: Literal["io.kestra.plugin.core.http.Trigger", "io.kestra.plugin.fs.http.Trigger"]
     uri: str
     method: str = "GET"
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
+    contentType: str | None = None
     responseCondition: str = "{{ response.statusCode < 400 }}"
 
 
 class LocalFileTrigger(PollingTriggerBase):
     type: Literal["io.kestra.plugin.fs.local.Trigger"]
-    directory: str
-    regExp: str = ".*"
+    directory: str | None = None
+    from_: str | None = Field(default=None, alias="from")  # Kestra's name for `directory`
+    regExp: str | None = None
     recursive: bool = False
     action: Literal["NONE", "MOVE", "DELETE"] = "NONE"
     moveDirectory: str | None = None
+    maxFiles: int = Field(default=25, ge=1)
+
+    @field_validator("regExp")
+    @classmethod
+    def _check_regexp(cls, value: str | None) -> str | None:
+        if value is not None and not is_template(value):
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"invalid regular expression '{value}': {error}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _directories(self):
+        if (self.directory is None) == (self.from_ is None):
+            raise ValueError("give the directory to watch as 'directory' (or Kestra's 'from'), once")
+        if self.action == "MOVE" and not self.moveDirectory:
+            raise ValueError("action MOVE needs a moveDirectory")
+        return self
+
+    @property
+    def watched(self) -> str:
+        return self.directory if self.directory is not None else self.from_
 
 
-Trigger = Annotated[Union[ScheduleTrigger, HttpTrigger, LocalFileTrigger], Field(discriminator="type")]
+def _condition_types(name: str) -> tuple[str, ...]:
+    """Kestra's current name and its older aliases."""
+    return (f"io.kestra.plugin.core.condition.{name}", f"io.kestra.plugin.core.condition.{name}Condition",
+            f"io.kestra.core.models.conditions.types.{name}Condition")
+
+
+class ExecutionStatusCondition(Strict):
+    type: Literal[_condition_types("ExecutionStatus")]
+    in_: list[StateName] = Field(default_factory=list, alias="in")
+    notIn: list[StateName] = Field(default_factory=list)
+
+
+class ExecutionFlowCondition(Strict):
+    type: Literal[_condition_types("ExecutionFlow")]
+    namespace: str
+    flowId: str
+
+
+class ExecutionNamespaceCondition(Strict):
+    type: Literal[_condition_types("ExecutionNamespace")]
+    namespace: str
+    comparison: Literal["EQUALS", "PREFIX", "SUFFIX"] | None = None
+    prefix: bool = False
+
+
+Condition = Annotated[
+    Union[ExecutionStatusCondition, ExecutionFlowCondition, ExecutionNamespaceCondition], Field(discriminator="type"),
+]
+
+
+class FlowTrigger(TriggerBase):
+    """Starts an execution when an execution of another flow ends and every condition holds."""
+
+    type: Literal["io.kestra.plugin.core.trigger.Flow"]
+    conditions: list[Condition] = Field(default_factory=list)
+    states: list[StateName] = Field(default_factory=lambda: list(ENDED_STATES))
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class WebhookTrigger(TriggerBase):
+    """Starts an execution on `GET|POST|PUT /api/v1/{tenant}/executions/webhook/{namespace}/{flowId}/{key}`."""
+
+    type: Literal["io.kestra.plugin.core.trigger.Webhook"]
+    key: str = Field(min_length=1, max_length=256)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    wait: bool = False
+
+    @field_validator("key")
+    @classmethod
+    def _literal_key(cls, value: str) -> str:
+        if is_template(value):
+            raise ValueError("the webhook key must be written as it is, not as an expression")
+        if value != value.strip() or "/" in value:
+            raise ValueError("the webhook key may not contain '/' nor start or end with a blank")
+        return value
+
+
+Trigger = Annotated[
+    Union[ScheduleTrigger, HttpTrigger, LocalFileTrigger, FlowTrigger, WebhookTrigger], Field(discriminator="type"),
+]
 
 
 # --- the flow -----------------------------------------------------------------------------

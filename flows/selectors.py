@@ -10,7 +10,8 @@ from django.utils import timezone
 from .definition import parse_flow_cached
 from .errors import NotFound, UserError
 from .models import (
-    Execution, Flow, LogLine, Membership, Namespace, State, TaskRun, Tenant, Worker, WorkerGroup, queue_for_group,
+    Execution, Flow, LogLine, Membership, Namespace, State, TaskRun, Tenant, TriggerState, Worker, WorkerGroup,
+    queue_for_group,
 )
 
 # Created by a data migration (flows/migrations/0002_default_tenant.py), so it always exists.
@@ -224,3 +225,28 @@ def membership_list(*, tenant_key: str = "", username: str = ""):
     if username:
         memberships = memberships.filter(user__username=username)
     return memberships
+
+
+# --- triggers ---------------------------------------------------------------------------------
+
+
+def triggers_due(*, now, limit: int) -> list[tuple[int, object]]:
+    """(id, due date) of the trigger states due at `now`, longest due first: an indexed range on
+    `next_date`, so it costs what is due, not what is defined (docs/triggers.md)."""
+    return list(
+        TriggerState.objects.filter(next_date__lte=now).order_by("next_date").values_list("pk", "next_date")[:limit]
+    )
+
+
+def trigger_search(*, tenant: Tenant, namespace: str = "", flow_id: str = "", page: int = 1,
+                   size: int = 25) -> tuple[list[TriggerState], int]:
+    """One page of a tenant's trigger states (by namespace, flow and trigger id) and how many match;
+    `namespace` matches itself and its children."""
+    matching = TriggerState.objects.filter(flow__tenant=tenant, flow__deleted=False)
+    if namespace:
+        matching = matching.filter(Q(flow__namespace=namespace) | Q(flow__namespace__startswith=f"{namespace}."))
+    if flow_id:
+        matching = matching.filter(flow__flow_id=flow_id)
+    start = (page - 1) * size
+    results = matching.select_related("flow__tenant").order_by("flow__namespace", "flow__flow_id", "trigger_id")
+    return list(results[start:start + size]), matching.count()

@@ -20,6 +20,7 @@ from .models import (
 from .routing import worker_group_allows
 from .schema import NAMESPACE_PATTERN
 from .selectors import flow_get, tenant_get
+from .triggers import triggers_sync
 
 FALLBACKS = ("WAIT", "FAIL", "CANCEL")
 TOKEN_USE_RECORDED_EVERY = timedelta(minutes=1)
@@ -203,6 +204,7 @@ def _flow_store(*, tenant: Tenant, source: str, parsed: ParsedFlow) -> Flow:
         flow.deleted = False
         flow.save(update_fields=["revision", "source", "disabled", "deleted", "updated"])
         FlowRevision.objects.create(flow=flow, revision=flow.revision, source=source)
+    triggers_sync(flow=flow, document=document)  # also for an unchanged source: states it lacks are made
     _flow_read_back(flow=flow, parsed=parsed)
     return flow
 
@@ -212,6 +214,7 @@ def flow_delete(*, tenant_key: str, namespace: str, flow_id: str) -> None:
     flow = flow_get(tenant_get(tenant_key), namespace, flow_id)
     flow.deleted = True
     flow.save(update_fields=["deleted", "updated"])
+    triggers_sync(flow=flow, document=None)  # a deleted flow's triggers stop
 
 
 # --- API tokens --------------------------------------------------------------------------------

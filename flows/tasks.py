@@ -1,11 +1,7 @@
 """Celery tasks of the executor queue. Each is an interface: ids in, one service called."""
-import logging
-
 from celery import shared_task
 
-from . import engine, reconciler
-
-logger = logging.getLogger(__name__)
+from . import engine, reconciler, scheduler
 
 
 @shared_task(name="flows.execution_advance")
@@ -15,5 +11,11 @@ def execution_advance(execution_id: str) -> None:
 
 @shared_task(name="flows.scheduler_tick")
 def scheduler_tick() -> None:
-    logger.debug("scheduler tick")
+    """Sent by beat every SCHEDULER_TICK_SECONDS: fires what is due (docs/triggers.md)."""
+    scheduler.scheduler_tick()
+
+
+@shared_task(name="flows.reconcile")
+def reconcile() -> None:
+    """Sent by beat every RECONCILE_SECONDS: task runs waiting or lost (docs/fallback.md, docs/guarantees.md)."""
     reconciler.taskruns_reconcile()

@@ -1,8 +1,9 @@
 """The Celery app of every process: executor, beat, group workers and flower.
 
-The scheduler tick runs every SCHEDULER_TICK_SECONDS. At `-l info` Celery would log each one three
-times (beat's "Sending due task", the executor's "received" and "succeeded"); `QuietTick` lowers
-those lines, and only those, to DEBUG, so an idle stack is silent and `-l debug` still shows them.
+Beat sends the scheduler tick every SCHEDULER_TICK_SECONDS and the reconciler every RECONCILE_SECONDS.
+At `-l info` Celery would log each one three times (beat's "Sending due task", the executor's
+"received" and "succeeded"); `QuietTick` lowers those lines, and only those, to DEBUG, so an idle
+stack is silent and `-l debug` still shows them.
 """
 import logging
 import os
@@ -12,6 +13,8 @@ from celery import Celery, signals
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
 TICK_TASK = "flows.scheduler_tick"
+RECONCILE_TASK = "flows.reconcile"
+QUIET_TASKS = frozenset({TICK_TASK, RECONCILE_TASK})  # the periodic tasks beat sends
 
 app = Celery("project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -20,9 +23,9 @@ app.steps["consumer"].add("workers.bootsteps:HeartbeatStep")
 
 
 class QuietTick(logging.Filter):
-    """A handler filter: an INFO record about the tick task becomes DEBUG, and is dropped unless its
-    logger has DEBUG enabled. Celery names the task in the record's arguments: a tuple for beat's
-    "Sending due task %s (%s)", a dict with `name` for a worker's "Task %(name)s[%(id)s] ..."."""
+    """A handler filter: an INFO record about a periodic task (QUIET_TASKS) becomes DEBUG, and is
+    dropped unless its logger has DEBUG enabled. Celery names the task in the record's arguments: a
+    tuple for beat's "Sending due task %s (%s)", a dict with `name` for a worker's "Task %(name)s[%(id)s] ..."."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         decided = getattr(record, "quiet_tick", None)  # a record reaches every handler: decide once
@@ -37,9 +40,9 @@ class QuietTick(logging.Filter):
 
 def is_about_tick(args) -> bool:
     if isinstance(args, dict):
-        return args.get("name") == TICK_TASK
+        return args.get("name") in QUIET_TASKS
     if isinstance(args, tuple):
-        return TICK_TASK in args
+        return any(isinstance(arg, str) and arg in QUIET_TASKS for arg in args)
     return False
 
 

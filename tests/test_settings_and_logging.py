@@ -1,5 +1,6 @@
-"""Settings read from the environment (project/settings.py), and the quiet scheduler tick
-(project/celery.py): Celery's INFO lines about `flows.scheduler_tick`, and only those, become DEBUG."""
+"""Settings read from the environment (project/settings.py), and the quiet periodic tasks
+(project/celery.py): Celery's INFO lines about `flows.scheduler_tick` and `flows.reconcile`, and only
+those, become DEBUG."""
 import json
 import logging
 import os
@@ -15,12 +16,13 @@ from celery import signals
 from celery.app import trace
 from celery.beat import ScheduleEntry, Scheduler
 
-from project.celery import TICK_TASK, QuietTick, app
+from project.celery import RECONCILE_TASK, TICK_TASK, QuietTick, app
 from tests.support import ROOT, database_url, start_redis, wait_for
 
 SETTINGS_VARIABLES = (
     "DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS",
-    "CONN_MAX_AGE", "LOG_LEVEL", "VISIBILITY_TIMEOUT", "SCHEDULER_TICK_SECONDS", "WORKER_HEARTBEAT_INTERVAL",
+    "CONN_MAX_AGE", "LOG_LEVEL", "VISIBILITY_TIMEOUT", "SCHEDULER_TICK_SECONDS", "RECONCILE_SECONDS",
+    "WORKER_HEARTBEAT_INTERVAL",
     "REPUBLISH_AFTER_SECONDS", "TEST_SQLITE_PATH",
 )
 PRINT_SETTINGS = """
@@ -33,6 +35,7 @@ print(json.dumps({
     "debug": settings.DEBUG, "hosts": settings.ALLOWED_HOSTS, "log_level": settings.LOGGING["root"]["level"],
     "visibility": settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"],
     "tick": settings.CELERY_BEAT_SCHEDULE["scheduler-tick"]["schedule"],
+    "reconcile": settings.CELERY_BEAT_SCHEDULE["reconcile"]["schedule"],
     "heartbeat": settings.WORKER_HEARTBEAT_INTERVAL, "republish": settings.REPUBLISH_AFTER_SECONDS,
     "middleware": settings.MIDDLEWARE,
 }))
@@ -62,7 +65,7 @@ def test_defaults_are_sqlite_in_the_project_and_a_local_redis():
     assert values["broker"] == values["backend"] == "redis://127.0.0.1:6379/0"
     assert values["debug"] is False  # never Django's debug page unless asked for (DEBUG=true)
     assert values["hosts"] == ["127.0.0.1", "localhost", "[::1]"]
-    assert (values["log_level"], values["visibility"], values["tick"]) == ("WARNING", 3600, 2.0)
+    assert (values["log_level"], values["visibility"], values["tick"], values["reconcile"]) == ("WARNING", 3600, 1.0, 2.0)
     assert (values["heartbeat"], values["republish"]) == (5.0, 30.0)
     assert values["middleware"][:2] == ["django.middleware.security.SecurityMiddleware",
                                         "whitenoise.middleware.WhiteNoiseMiddleware"]
@@ -73,7 +76,7 @@ def test_every_variable_is_read():
         DATABASE_URL="postgres://flows:s3cret@db.internal:5433/flows", CONN_MAX_AGE="120", DEBUG="false",
         ALLOWED_HOSTS="flows.example.com,127.0.0.1", SECRET_KEY=r"\$tarts-with-a-dollar",
         CELERY_BROKER_URL="redis://broker:6379/1", CELERY_RESULT_BACKEND="redis://broker:6379/2", LOG_LEVEL="INFO",
-        VISIBILITY_TIMEOUT="7200", SCHEDULER_TICK_SECONDS="0.5", WORKER_HEARTBEAT_INTERVAL="1",
+        VISIBILITY_TIMEOUT="7200", SCHEDULER_TICK_SECONDS="0.5", RECONCILE_SECONDS="3", WORKER_HEARTBEAT_INTERVAL="1",
         REPUBLISH_AFTER_SECONDS="12.5",
     )
     db = values["db"]
@@ -85,7 +88,7 @@ def test_every_variable_is_read():
     assert values["debug"] is False
     assert values["hosts"] == ["flows.example.com", "127.0.0.1"]
     assert values["secret"] == "$tarts-with-a-dollar"
-    assert (values["log_level"], values["visibility"], values["tick"]) == ("INFO", 7200, 0.5)
+    assert (values["log_level"], values["visibility"], values["tick"], values["reconcile"]) == ("INFO", 7200, 0.5, 3.0)
     assert (values["heartbeat"], values["republish"]) == (1.0, 12.5)
 
     sqlite = settings_under(DATABASE_URL="sqlite:////tmp/elsewhere.sqlite3", TEST_SQLITE_PATH="/tmp/mine.sqlite3")
@@ -131,9 +134,17 @@ def emit_as_celery(task_name: str) -> None:
                                    "args": "()", "kwargs": "{}"})
 
 
-def test_tick_lines_are_dropped_at_info(celery_output):
+@pytest.mark.parametrize("task", [TICK_TASK, RECONCILE_TASK])
+def test_tick_lines_are_dropped_at_info(celery_output, task):
     logging.getLogger("celery").setLevel(logging.INFO)
-    emit_as_celery(TICK_TASK)
+    emit_as_celery(task)
+    assert celery_output.records == []
+
+
+def test_an_expired_tick_is_discarded_quietly(celery_output):
+    """Beat's ticks expire when not taken in time (project/settings.py): the worker's line says so at INFO."""
+    logging.getLogger("celery").setLevel(logging.INFO)
+    logging.getLogger("celery.worker.request").info("Discarding revoked task: %s[%s]", TICK_TASK, str(uuid.uuid4()))
     assert celery_output.records == []
 
 
@@ -226,4 +237,4 @@ def test_beat_and_executor_at_info_are_silent_about_the_tick(own_redis_url, tran
     beat_log, worker_log = (tmp_path / "beat.log").read_text(), (tmp_path / "worker.log").read_text()
     assert "beat: Starting..." in beat_log
     assert "Sending due task" not in beat_log
-    assert "Task flows.scheduler_tick[" not in worker_log
+    assert "Task flows.scheduler_tick[" not in worker_log and "Task flows.reconcile[" not in worker_log

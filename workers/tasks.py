@@ -2,6 +2,7 @@
 from celery import shared_task
 
 from .execution import taskrun_execute
+from .polling import trigger_evaluate
 
 
 @shared_task(bind=True, name="workers.run_taskrun", acks_late=True)
@@ -13,3 +14,9 @@ def run_taskrun(self, taskrun_id: str, attempt: int) -> None:
 def ping(self) -> str:
     """Answers with the worker's name: a liveness probe, and the raw round trip the benchmarks compare with."""
     return self.request.hostname
+
+
+@shared_task(bind=True, name="workers.evaluate_trigger", acks_late=True)
+def evaluate_trigger(self, trigger_state_id: int, evaluation_id: str) -> None:
+    """A polling trigger's evaluation, sent by the scheduler tick to a worker of its group."""
+    trigger_evaluate(trigger_state_id=trigger_state_id, evaluation_id=evaluation_id, worker_id=self.request.hostname)

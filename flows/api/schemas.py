@@ -352,3 +352,47 @@ class LogEntry(Schema):
     def of(cls, line) -> "LogEntry":
         return cls(timestamp=line.timestamp, level=line.level, message=line.message, executionId=line.execution_id,
                    taskRunId=line.task_run_id, taskId=line.task_id or None)
+
+
+# --- triggers (docs/triggers.md) ---------------------------------------------------------------
+
+
+class TriggerState(Schema):
+    """One flow trigger as the scheduler sees it (Kestra's trigger context)."""
+
+    tenantId: str
+    namespace: str
+    flowId: str
+    triggerId: str
+    type: str
+    disabled: bool = Field(description="Disabled in the YAML, by hand, or by `stopAfter`.")
+    nextExecutionDate: datetime | None = Field(
+        description="When it is due next; null for Flow and Webhook triggers, and while it or its flow is disabled.")
+    date: datetime | None = Field(
+        description="Schedule: the last date it fired for; polling trigger: when its last evaluation ended; "
+                    "Webhook: its last call.")
+    evaluatedDate: datetime | None = Field(description="When it was last evaluated, whatever the outcome.")
+    workerId: str | None = Field(description="The worker (`<group>@<host>`) that ran its last polling evaluation.")
+    lastResult: str | None
+    lastError: str | None
+    executionId: UUID | None = Field(description="The last execution it started.")
+    evaluateRunningDate: datetime | None = Field(
+        description="When the polling evaluation under way was sent to its group; null when none is.")
+    lockOwner: str | None = Field(description="The worker running the evaluation under way.")
+
+    @classmethod
+    def of(cls, state) -> "TriggerState":
+        flow = state.flow
+        return cls(
+            tenantId=flow.tenant.key, namespace=flow.namespace, flowId=flow.flow_id, triggerId=state.trigger_id,
+            type=state.trigger_type, disabled=state.disabled or bool(state.definition.get("disabled")),
+            nextExecutionDate=state.next_date, date=state.last_date, evaluatedDate=state.evaluated,
+            workerId=state.worker_id or None, lastResult=state.last_result or None, lastError=state.last_error or None,
+            executionId=state.last_execution, evaluateRunningDate=state.published if state.evaluation else None,
+            lockOwner=state.lock_owner or None,
+        )
+
+
+class TriggerSearch(Schema):
+    results: list[TriggerState]
+    total: int

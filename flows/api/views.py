@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from ninja import Query, Router, Status
 from pydantic import BeforeValidator
 
-from flows import engine, selectors, services
+from flows import engine, selectors, services, triggers as trigger_services
 from flows.errors import UserError
 from flows.models import Role, State
 from flows.permissions import (
@@ -19,7 +19,7 @@ from flows.permissions import (
 from .parsing import inputs_body, labels_dict, text_body
 from .schemas import (
     Error, Execution, ExecutionSearch, Flow, FlowValidation, LogEntry, LogLevel, Namespace, NamespaceBody, Tenant,
-    TenantBody, WorkerGroup, WorkerGroupCreateBody, WorkerGroupUpdateBody,
+    TenantBody, TriggerSearch, TriggerState, WorkerGroup, WorkerGroupCreateBody, WorkerGroupUpdateBody,
 )
 
 YAML_BODY = {"requestBody": {
@@ -293,3 +293,57 @@ def execution_create(
     if wait:
         execution = engine.execution_wait(execution, timeout=WAIT_TIMEOUT)
     return _rendered(execution)
+
+
+# --- triggers (docs/triggers.md) ---------------------------------------------------------------
+
+triggers = Router(tags=["Triggers"])
+
+
+@triggers.get("{tenant}/triggers/search", response={200: TriggerSearch, (401, 404, 422): Error})
+def trigger_search(
+    request, tenant: str, namespace: str = "", flowId: str = "",
+    page: int = Query(1, ge=1, le=MAX_PAGE, description="1-based."), size: int = Query(25, ge=1, le=500),
+):
+    """The state of each flow trigger: next and last evaluation, the worker of the last polling
+    evaluation, the last result; `namespace` matches itself and its children. Viewer."""
+    found, total = selectors.trigger_search(
+        tenant=tenant_for(request.auth, tenant, Role.VIEWER), namespace=namespace.strip(), flow_id=flowId.strip(),
+        page=page, size=size,
+    )
+    return TriggerSearch(results=[TriggerState.of(state) for state in found], total=total)
+
+
+# The key in the URL is the credential: no token. Every miss is the same 404 (flows/triggers.py).
+webhooks = Router(tags=["Executions"], auth=None)
+DROPPED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})  # never stored in an execution
+
+
+WEBHOOK_BODY = {"requestBody": {
+    "required": False,
+    "description": "Any body: JSON (an object or array becomes `trigger.body` parsed), other text as it is, "
+                   "other bytes in base64.",
+    "content": {"application/json": {"schema": {}}, "text/plain": {"schema": {"type": "string"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+}}
+
+
+@webhooks.api_operation(["GET", "POST", "PUT"], "{tenant}/executions/webhook/{namespace}/{id}/{key}",
+                        response={200: Execution, (400, 404, 409, 413, 422): Error}, openapi_extra=WEBHOOK_BODY)
+def execution_webhook(request, tenant: str, namespace: str, id: str, key: str):
+    """Start an execution through the flow's Webhook trigger whose `key` this is, with the call's
+    body, headers and query parameters as `trigger.body`, `trigger.headers`, `trigger.parameters`.
+    A wrong key, flow or tenant answers 404 and starts nothing. With `wait: true` on the trigger,
+    answers once the execution has ended (at most 10 minutes)."""
+    headers: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        if name.lower() not in DROPPED_HEADERS:
+            headers.setdefault(name, []).append(value)
+    execution, wait = trigger_services.webhook_start(
+        tenant_key=tenant, namespace=namespace, flow_id=id, key=key, body=request.body, headers=headers,
+        parameters={name: request.GET.getlist(name) for name in request.GET},
+    )
+    if wait:
+        execution = engine.execution_wait(execution, timeout=WAIT_TIMEOUT)
+    return _rendered(execution)
+

@@ -9,7 +9,7 @@ import time
 from django.db import transaction
 from django.utils import timezone
 
-from .. import dispatch
+from .. import dispatch, triggers
 from ..definition import parse_flow_cached
 from ..errors import Conflict, NotFound, UserError
 from ..inputs import inputs_resolve
@@ -45,6 +45,8 @@ def _advance_locked(execution: Execution) -> None:
         transition(execution, State.KILLED if evaluation.killing else state, evaluation.now)
     if execution.state != state_before:
         execution_save(execution)
+        if execution.state in TERMINAL_STATES:  # once: an ended execution is never advanced again
+            triggers.execution_ended(execution=execution)
 
 
 def execution_advance(*, execution_id) -> None:

@@ -12,7 +12,7 @@ ROLES = [("viewer", "Viewer"), ("developer", "Developer"), ("admin", "Admin")]
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("flows", "0002_default_tenant"),
+        ("flows", "0003_triggers"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
