@@ -4,6 +4,7 @@ turned into our error body (a method a path does not take, a path it does not kn
 body too under /api/ (`bad_request` and `server_error`, set in project/urls.py)."""
 from functools import wraps
 
+from django.core.exceptions import DisallowedHost
 from django.http import HttpResponseNotAllowed
 from django.urls import re_path
 from django.views import defaults
@@ -50,6 +51,9 @@ urlpatterns.append(re_path(r"^", not_found))  # any other path under /api/v1/
 def bad_request(request, exception=None, **kwargs):
     if not request.path.startswith("/api/"):
         return defaults.bad_request(request, exception, **kwargs)
+    if isinstance(exception, DisallowedHost):
+        return api.on_exception(request, MalformedBody("this server does not answer to that Host header "
+                                                       "(ALLOWED_HOSTS, docs/configuration.md)"))
     return api.on_exception(request, MalformedBody("bad request"))
 
 
