@@ -6,6 +6,7 @@ sent after the current transaction commits, so a worker never looks for a row th
 
 `sending_to()` swaps the sender for a function: the engine's unit tests record what would be sent.
 """
+import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ RUN_TASKRUN = "workers.run_taskrun"
 EVALUATE_TRIGGER = "workers.evaluate_trigger"
 ADVANCE_EXECUTION = "flows.execution_advance"
 EXECUTOR_QUEUE = "executor"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,24 @@ _sender = send_to_broker
 
 
 def send(messages: list[Message]) -> None:
-    """Send `messages` once the current transaction commits (at once outside a transaction)."""
+    """Send `messages` once the current transaction commits (at once outside a transaction).
+
+    The rows they are about are committed by then: a message the broker does not take (it is
+    down, or unreachable) is logged and left to the reconciler, which sends again what waits too
+    long (docs/guarantees.md). Raising here would only fail a caller whose work is already stored."""
     if messages:
         messages = list(messages)
-        transaction.on_commit(lambda: [_sender(message) for message in messages])
+        transaction.on_commit(lambda: _send_each(messages))
+
+
+def _send_each(messages: list[Message]) -> None:
+    for index, message in enumerate(messages):
+        try:
+            _sender(message)
+        except Exception:  # the broker refused one: do not wait on it for each of the others
+            logger.warning("could not send %d message(s), first %s%s to queue %s; the reconciler will send "
+                           "them again", len(messages) - index, message.task, message.args, message.queue, exc_info=True)
+            return
 
 
 @contextmanager

@@ -6,28 +6,35 @@ from .heartbeat import Heart
 
 
 class HeartbeatStep(bootsteps.StartStopStep):
-    """Records the worker's heartbeat every WORKER_HEARTBEAT_INTERVAL seconds on the consumer's timer,
-    so it beats whatever the pool is doing."""
+    """Starts the worker's `Heart` once, when the consumer first starts (docs/guarantees.md).
+
+    Celery stops and starts consumer steps again when the broker connection is lost: the heart goes
+    on beating meanwhile, the worker is alive. When the worker itself stops, the heart leaves the
+    groups at once, and records the stop only at the end (`shutdown`, called once the pool has
+    finished the running tasks)."""
 
     requires = {"celery.worker.consumer.tasks:Tasks"}
 
     def __init__(self, consumer, **kwargs):
         super().__init__(consumer, **kwargs)
         self.heart = None
-        self.timer_entry = None
 
     def start(self, consumer):
-        self.heart = Heart(consumer)
-        self.heart.beat()
-        self.timer_entry = consumer.timer.call_repeatedly(settings.WORKER_HEARTBEAT_INTERVAL, self.heart.beat, priority=10)
+        if self.heart is None:
+            self.heart = Heart(consumer, interval=settings.WORKER_HEARTBEAT_INTERVAL)
+            self.heart.start()
 
     def stop(self, consumer):
-        if self.timer_entry is not None:
-            self.timer_entry.cancel()
-            self.timer_entry = None
+        if self.heart is not None and _worker_stopping(consumer):
+            self.heart.leave()
+
+    def shutdown(self, consumer):
         if self.heart is not None:
             self.heart.stopped()
             self.heart = None
 
-    def shutdown(self, consumer):
-        self.stop(consumer)
+
+def _worker_stopping(consumer) -> bool:
+    """True when the whole worker stops, False when Celery only restarts the consumer."""
+    blueprint = getattr(consumer.controller, "blueprint", None)
+    return blueprint is None or blueprint.state != bootsteps.RUN

@@ -1,15 +1,21 @@
 """Executions: created, advanced, killed and waited for; task runs ended by the worker that ran them.
 
-`execution_advance` is idempotent: it looks at what exists and does what is due. It runs under a
-row lock on the execution, so the executor and the group workers may all call it for the same
-execution at once.
+`execution_advance` is idempotent: it looks at what exists and does what is due. Its evaluation,
+which renders expressions, runs on what it read, outside any transaction; its writes are then
+applied in a short transaction under a row lock on the execution, and only if nothing it read has
+changed meanwhile (otherwise it reads and evaluates again). So the executor and the group workers
+may all call it for the same execution at once, and no other execution ever waits while one
+renders (docs/architecture.md).
 """
+import copy
+import logging
+import random
 import time
 
 from django.db import transaction
 from django.utils import timezone
 
-from .. import dispatch, triggers
+from .. import dispatch
 from ..definition import parse_flow_cached
 from ..errors import Conflict, NotFound, UserError
 from ..inputs import inputs_resolve
@@ -18,6 +24,12 @@ from ..selectors import flow_get, tenant_get
 from ..states import execution_mark_killing, execution_save, taskrun_end, taskrun_retry, transition
 from .evaluation import ExecutionEvaluation
 from .retry import retry_delay, should_retry
+
+logger = logging.getLogger(__name__)
+
+# Evaluations retried when what they read changed before their writes; past that, the evaluation
+# runs under the lock (every render is bounded, docs/limits.md).
+OPTIMISTIC_TRIES = 10
 
 
 def _lock(execution_id) -> Execution | None:
@@ -29,32 +41,83 @@ def _lock(execution_id) -> Execution | None:
     )
 
 
+def _read(execution_id) -> tuple[Execution, list[TaskRun]] | None:
+    """The execution and its task runs, without a lock; None once it has ended."""
+    execution = Execution.objects.select_related("flow_revision", "tenant").filter(id=execution_id).first()
+    if execution is None or execution.state in TERMINAL_STATES:
+        return None
+    return execution, list(execution.task_runs.all())
+
+
+def _fingerprint(rows) -> dict:
+    """What an evaluation depends on, per task run: whether and how it ended, and its attempt (a retry
+    brings outputs). A worker claiming a task run (CREATED → RUNNING) changes nothing it decides."""
+    return {run_id: (state if state in TERMINAL_STATES else "", attempt) for run_id, state, attempt in rows}
+
+
+def _still(execution_id, *, state: str, fingerprint: dict) -> bool:
+    """Takes the execution's row lock; true if it is still in `state` and its task runs are as
+    `fingerprint` says, so that what was decided on them can be written."""
+    locked = Execution.objects.select_for_update().filter(id=execution_id).values_list("state", flat=True).first()
+    if locked != state:
+        return False
+    rows = TaskRun.objects.filter(execution_id=execution_id).values_list("id", "state", "attempt")
+    return _fingerprint(rows) == fingerprint
+
+
+def _pause(attempt: int) -> None:
+    if attempt:
+        time.sleep(random.uniform(0, 0.005 * attempt))
+
+
+class _Advance:
+    """One evaluation of an execution, decided on the task runs given (this renders), and its writes."""
+
+    def __init__(self, execution: Execution, runs: list[TaskRun]):
+        self.execution = execution
+        self.state_before = execution.state
+        self.evaluation = ExecutionEvaluation(execution, parse_flow_cached(execution.flow_revision.source), runs)
+        if execution.state == State.CREATED:
+            execution.start_date = self.evaluation.now
+            transition(execution, State.RUNNING, self.evaluation.now)
+        self.tree_state = self.evaluation.evaluate()
+
+    def save(self) -> None:
+        """Under the execution's row lock."""
+        execution, evaluation, state = self.execution, self.evaluation, self.tree_state
+        evaluation.save()
+        if evaluation.kill_requested and not evaluation.killing:  # a fallback CANCEL kills the execution
+            execution_mark_killing(execution=execution, when=evaluation.now)
+            return _advance_locked(execution)  # a killing evaluation creates nothing, so renders nothing
+        if state != State.RUNNING:
+            transition(execution, State.KILLED if evaluation.killing else state, evaluation.now)
+        if execution.state != self.state_before:
+            execution_save(execution)
+
+
 def _advance_locked(execution: Execution) -> None:
-    parsed = parse_flow_cached(execution.flow_revision.source)
-    evaluation = ExecutionEvaluation(execution, parsed, list(execution.task_runs.all()))
-    state_before = execution.state
-    if execution.state == State.CREATED:
-        execution.start_date = evaluation.now
-        transition(execution, State.RUNNING, evaluation.now)
-    state = evaluation.evaluate()
-    evaluation.save()
-    if evaluation.kill_requested and not evaluation.killing:  # a fallback CANCEL kills the execution
-        execution_mark_killing(execution=execution, when=evaluation.now)
-        return _advance_locked(execution)
-    if state != State.RUNNING:
-        transition(execution, State.KILLED if evaluation.killing else state, evaluation.now)
-    if execution.state != state_before:
-        execution_save(execution)
-        if execution.state in TERMINAL_STATES:  # once: an ended execution is never advanced again
-            triggers.execution_ended(execution=execution)
+    _Advance(execution, list(execution.task_runs.all())).save()
 
 
 def execution_advance(*, execution_id) -> None:
-    with transaction.atomic(savepoint=False):
-        execution = _lock(execution_id)
-        if execution is None or execution.state in TERMINAL_STATES:
+    for attempt in range(OPTIMISTIC_TRIES):
+        read = _read(execution_id)
+        if read is None:
             return
-        _advance_locked(execution)
+        execution, runs = read
+        fingerprint = _fingerprint((r.id, r.state, r.attempt) for r in runs)  # before the evaluation changes them
+        advance = _Advance(execution, runs)
+        with transaction.atomic():
+            if _still(execution_id, state=advance.state_before, fingerprint=fingerprint):
+                advance.save()
+                return
+        _pause(attempt)
+    logger.warning("execution %s changed during %d evaluations: evaluating under its lock", execution_id,
+                   OPTIMISTIC_TRIES)
+    with transaction.atomic():
+        execution = _lock(execution_id)
+        if execution is not None and execution.state not in TERMINAL_STATES:
+            _advance_locked(execution)
 
 
 def execution_create(*, tenant_key: str, namespace: str, flow_id: str, inputs: dict | None = None,
@@ -116,6 +179,31 @@ def taskrun_finish(*, run: TaskRun, task, state: str, outputs: dict, error: str,
         return
     if state == State.FAILED and task.allowFailure:
         state = State.WARNING
-    with transaction.atomic():
-        if taskrun_end(run=run, state=state, outputs=outputs, error=error, logs=logs, when=now):
-            execution_advance(execution_id=run.execution_id)
+    ending = {"run": run, "state": state, "outputs": outputs, "error": error, "logs": logs, "when": now}
+    for attempt in range(OPTIMISTIC_TRIES):
+        read = _read(run.execution_id)
+        if read is None:
+            break
+        execution, runs = read
+        fingerprint = _fingerprint((r.id, r.state, r.attempt) for r in runs)  # before the evaluation changes them
+        ended = [_ended(r, state=state, outputs=outputs, error=error, when=now) if r.id == run.id else r for r in runs]
+        advance = _Advance(execution, ended)  # the evaluation as it will be once `run` has ended
+        with transaction.atomic():
+            if _still(execution.id, state=advance.state_before, fingerprint=fingerprint):
+                if taskrun_end(**ending):  # in the same transaction: never an ended run left unadvanced
+                    advance.save()
+                return
+        _pause(attempt)
+    with transaction.atomic():  # its execution ended meanwhile (a kill), or kept changing
+        if taskrun_end(**ending):
+            execution = _lock(run.execution_id)
+            if execution is not None and execution.state not in TERMINAL_STATES:
+                _advance_locked(execution)
+
+
+def _ended(run: TaskRun, *, state: str, outputs: dict, error: str, when) -> TaskRun:
+    """A copy of `run` as `taskrun_end` will leave it, for the evaluation that follows."""
+    ended = copy.copy(run)
+    ended.outputs, ended.error = outputs, error
+    transition(ended, state, when)
+    return ended
