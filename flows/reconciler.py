@@ -2,13 +2,15 @@
 
 It applies the fallback policy again to task runs still waiting (their group's workers may have
 died since they were published, or their maxWait run out), publishes again a message the broker
-lost, and gives a task run whose worker stopped heartbeating a new attempt. See docs/fallback.md
-and docs/guarantees.md.
+lost, gives a task run whose worker stopped heartbeating a new attempt, and advances executions
+that nothing else would advance any more. See docs/fallback.md and docs/guarantees.md.
 """
 import logging
+from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from . import dispatch
@@ -41,7 +43,7 @@ def taskruns_reconcile() -> dict:
     problems: dict = {}
     queue_lengths: dict = {}
     to_advance, to_kill = set(), set()
-    counts = {"failed": 0, "cancelled": 0, "killed": 0, "republished": 0, "reattempted": 0}
+    counts = {"failed": 0, "cancelled": 0, "killed": 0, "republished": 0, "reattempted": 0, "resumed": 0}
 
     waiting = TaskRun.objects.filter(state=State.CREATED).exclude(
         execution__state__in=[State.KILLING, State.KILLED]
@@ -81,16 +83,44 @@ def taskruns_reconcile() -> dict:
             counts[outcome] += 1
             to_advance.add(run.execution_id)
 
+    stalled = _stalled_executions(now) - to_advance - to_kill
+    counts["resumed"] = len(stalled)
     for execution_id in to_kill:
         try:
             execution_kill(execution_id=execution_id)
         except UserError:  # ended meanwhile
             pass
-    for execution_id in to_advance - to_kill:
-        execution_advance(execution_id=execution_id)
+    for execution_id in (to_advance | stalled) - to_kill:
+        try:
+            execution_advance(execution_id=execution_id)
+        except Exception:  # one execution that cannot advance must not stop the others
+            logger.exception("could not advance execution %s", execution_id)
     if any(counts.values()):
         logger.info("reconciled task runs: %s", counts)
     return counts
+
+
+def _stalled_executions(now, limit: int = 200) -> set:
+    """Executions that nothing will advance any more, for REPUBLISH_AFTER_SECONDS already:
+    - still CREATED while the executor's queue is empty: the message that starts them was lost (the
+      broker was down when they were created, or restarted without its data, or the executor that
+      had taken it was killed);
+    - RUNNING or KILLING with no task run waiting or running on a worker, and none ended lately: the
+      process that ended their last task run stopped before advancing them.
+    Advancing an execution is idempotent, so advancing one that was about to move anyway is harmless."""
+    cutoff = now - timedelta(seconds=settings.REPUBLISH_AFTER_SECONDS)
+    stalled = set()
+    created = Execution.objects.filter(state=State.CREATED, created__lt=cutoff)
+    if created.exists() and _queue_length(dispatch.EXECUTOR_QUEUE) == 0:
+        stalled.update(created.order_by("created").values_list("id", flat=True)[:limit])
+    runs = TaskRun.objects.filter(execution=OuterRef("pk"))
+    on_workers = runs.filter(Q(state=State.CREATED) | Q(state=State.RUNNING, published__isnull=False))
+    idle = (
+        Execution.objects.filter(state__in=[State.RUNNING, State.KILLING], start_date__lt=cutoff)
+        .exclude(Exists(on_workers)).exclude(Exists(runs.filter(end_date__gte=cutoff)))
+    )
+    stalled.update(idle.values_list("id", flat=True)[:limit])
+    return stalled
 
 
 def _reattempt(run: TaskRun, now) -> str | None:
