@@ -112,6 +112,13 @@ def _read_text(response: httpx.Response) -> str:
 # --- files on this worker's disk ---------------------------------------------------------------
 
 
+def _identity(path: Path) -> str:
+    """A file as the trigger remembers it: its path, inode and modification time, so the same file
+    never fires twice, and a file written anew (even under the same name, after MOVE or DELETE) does."""
+    stat = path.stat()
+    return f"{path}|{stat.st_ino}|{stat.st_mtime_ns}"
+
+
 def _files(root: Path, recursive: bool) -> list[Path]:
     candidates = root.rglob("*") if recursive else root.iterdir()
     return sorted(path for path in candidates if path.is_file())
@@ -123,17 +130,19 @@ def _iso(timestamp: float) -> str:
 
 def poll_directory(trigger, context: dict, memory: dict, worker_id: str) -> Outcome:
     """Fires once for the files that appeared since the last evaluation (at most `maxFiles`), listed
-    in `trigger.files`. A file fires once: the files each worker fired for are remembered while they
-    stay in the directory. MOVE and DELETE act on them once the execution exists."""
+    in `trigger.files`. A file fires once: the files each worker fired for are remembered (by
+    `_identity`) while they stay in the directory. MOVE and DELETE act on them once the execution exists."""
     root = Path(str(render(trigger.watched, context)))
     pattern = re.compile(str(render(trigger.regExp, context))) if trigger.regExp else None
     if not root.is_dir():
         raise PollFailed(f"directory {root} does not exist on worker {worker_id}")
-    present = [path for path in _files(root, trigger.recursive) if pattern is None or pattern.fullmatch(str(path))]
+    present = {_identity(path): path for path in _files(root, trigger.recursive)
+               if pattern is None or pattern.fullmatch(str(path))}
     seen_by_worker = dict(memory.get("seen") or {})
     seen = set(seen_by_worker.get(worker_id) or [])
-    new = [path for path in present if str(path) not in seen][: trigger.maxFiles]
-    seen_by_worker[worker_id] = sorted((seen & {str(path) for path in present}) | {str(path) for path in new})
+    new_keys = [key for key in present if key not in seen][: trigger.maxFiles]
+    new = [present[key] for key in new_keys]
+    seen_by_worker[worker_id] = sorted((seen & set(present)) | set(new_keys))
     memory = {**memory, "seen": seen_by_worker}
     if not new:
         return Outcome(result=f"no new file in {root}", memory=memory)

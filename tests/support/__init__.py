@@ -82,7 +82,7 @@ def database_url() -> str:
 
 
 class Cluster:
-    """Starts and stops real Celery worker processes named `<group>@<host>`."""
+    """Starts and stops real Celery worker processes named `<group>@<host>`, and beat processes."""
 
     def __init__(self, redis_url: str, database_url: str):
         self.env = {
@@ -94,6 +94,7 @@ class Cluster:
             "LOG_LEVEL": "WARNING",
         }
         self.processes: dict[str, subprocess.Popen] = {}
+        self.beats: dict[str, subprocess.Popen] = {}
         self.run_id = uuid.uuid4().hex[:6]
         self.log_dir = Path(os.environ.get("TEST_WORKER_LOGS", f"/tmp/wgc-worker-logs-{self.run_id}"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -109,8 +110,20 @@ class Cluster:
         self.processes[hostname] = process
         return hostname
 
+    def start_beat(self, name: str = "beat") -> str:
+        """A `celery -A project beat` of its own (schedule file and log), sending the scheduler tick
+        every SCHEDULER_TICK_SECONDS. Kept apart from the workers: it has no heartbeat to wait for."""
+        name = f"{name}@{self.run_id}"
+        log = open(self.log_dir / f"{name}.log", "w")
+        self.beats[name] = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "project", "beat", "--loglevel=INFO",
+             "-s", str(self.log_dir / f"{name}-schedule")],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return name
+
     def stop(self, hostname: str, *, kill: bool = False) -> None:
-        process = self.processes.pop(hostname)
+        process = self.processes.pop(hostname) if hostname in self.processes else self.beats.pop(hostname)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
             try:
@@ -120,7 +133,7 @@ class Cluster:
                 process.wait()
 
     def stop_all(self) -> None:
-        for hostname in list(self.processes):
+        for hostname in [*self.processes, *self.beats]:
             self.stop(hostname)
 
 

@@ -4,7 +4,8 @@ The engine is real (executions, task runs and logs go to the test database); onl
 sending a message to the broker, is replaced through `flows.dispatch.sending_to` by a list that
 records what would have been sent. The driver then plays both roles a message reaches: it
 advances the execution for an executor message, and for a task-run message it claims the task run
-and ends it as a worker would, with the outcome the test chose for that task.
+and ends it as a worker would, with the outcome the test chose for that task. A trigger evaluation
+is run as its group's worker runs it (workers/polling.py), and `tick()` is one scheduler tick.
 """
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +18,9 @@ from flows.definition import parse_flow_cached
 from flows.engine import execution_advance, execution_create, taskrun_finish
 from flows.models import Execution
 from flows.services import flow_upload
+from flows.scheduler import scheduler_tick
 from flows.states import taskrun_claim
+from workers.polling import trigger_evaluate
 
 
 @dataclass
@@ -63,6 +66,9 @@ class EngineDriver:
                 execution_advance(execution_id=message.args[0])
             elif message.task == dispatch.RUN_TASKRUN:
                 self._work(*message.args)
+            elif message.task == dispatch.EVALUATE_TRIGGER:
+                trigger_evaluate(trigger_state_id=message.args[0], evaluation_id=message.args[1],
+                                 worker_id=self.worker_id)
             else:
                 raise AssertionError(f"unexpected message {message}")
 
@@ -74,6 +80,11 @@ class EngineDriver:
         task = parse_flow_cached(run.execution.flow_revision.source).tasks_by_id[run.task_id]
         taskrun_finish(run=run, task=task, state=outcome.state, outputs=outcome.outputs, error=outcome.error,
                        logs=[("ERROR", outcome.error)] if outcome.error else [])
+
+    def tick(self, *, now=None) -> dict:
+        """One scheduler tick; what it sends is recorded, not delivered."""
+        with self.recording():
+            return scheduler_tick(now=now)
 
     @contextmanager
     def recording(self):
