@@ -320,8 +320,12 @@ class TriggerState(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["flow", "trigger_id"], name="trigger_state_unique_per_flow"),
         ]
-        # The tick reads only what is due: its cost follows the due triggers, not the defined ones.
-        indexes = [models.Index(fields=["next_date"], name="trigger_state_due")]
+        indexes = [
+            # The tick reads only what is due: its cost follows the due triggers, not the defined ones.
+            models.Index(fields=["next_date"], name="trigger_state_due"),
+            # An ending execution looks for the Flow triggers only; a webhook call for the Webhooks.
+            models.Index(fields=["trigger_type"], name="trigger_state_type"),
+        ]
 
     def __str__(self):
         return f"{self.flow} / {self.trigger_id}"

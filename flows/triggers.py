@@ -171,11 +171,10 @@ def _start(state: TriggerState, *, variables: dict, inputs: dict | None = None) 
         rendered = render_deep(inputs or {}, trigger_context(flow=flow, document=document, variables=variables))
     except ExpressionError as error:
         raise UserError(str(error), path="inputs") from None
-    with transaction.atomic():
-        return engine.execution_create(
-            tenant_key=flow.tenant.key, namespace=flow.namespace, flow_id=flow.flow_id, inputs=rendered,
-            trigger={"id": state.trigger_id, "type": state.trigger_type, "variables": variables},
-        )
+    return engine.execution_create(  # checks everything before it writes, in a transaction of its own
+        tenant_key=flow.tenant.key, namespace=flow.namespace, flow_id=flow.flow_id, inputs=rendered,
+        trigger={"id": state.trigger_id, "type": state.trigger_type, "variables": variables},
+    )
 
 
 def _start_all(state: TriggerState, fired: list[dict], inputs: dict | None) -> tuple[list, list[str]]:

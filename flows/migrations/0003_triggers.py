@@ -65,6 +65,10 @@ class Migration(migrations.Migration):
             model_name='triggerstate',
             index=models.Index(fields=['next_date'], name='trigger_state_due'),
         ),
+        migrations.AddIndex(
+            model_name='triggerstate',
+            index=models.Index(fields=['trigger_type'], name='trigger_state_type'),
+        ),
         migrations.AddConstraint(
             model_name='triggerstate',
             constraint=models.UniqueConstraint(fields=('flow', 'trigger_id'), name='trigger_state_unique_per_flow'),
