@@ -15,7 +15,7 @@ import time
 from django.db import transaction
 from django.utils import timezone
 
-from .. import dispatch
+from .. import dispatch, triggers
 from ..definition import parse_flow_cached
 from ..errors import Conflict, NotFound, UserError
 from ..inputs import inputs_resolve
@@ -93,6 +93,8 @@ class _Advance:
             transition(execution, State.KILLED if evaluation.killing else state, evaluation.now)
         if execution.state != self.state_before:
             execution_save(execution)
+            if execution.state in TERMINAL_STATES:  # once: an ended execution is never advanced again
+                triggers.execution_ended(execution=execution)
 
 
 def _advance_locked(execution: Execution) -> None:
