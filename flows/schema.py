@@ -25,6 +25,39 @@ def _check_duration(value: Any) -> Any:
 Duration = Annotated[str, BeforeValidator(_check_duration)]
 Fallback = Literal["WAIT", "FAIL", "CANCEL"]
 
+# The standard methods (RFC 9110, and PATCH): nothing else, so that a request cannot speak another
+# protocol's commands to a port it reaches, as `SET key value` to Redis (docs/security-scripts.md).
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+
+
+def _check_http_method(value: Any) -> Any:
+    if isinstance(value, str) and not is_template(value) and value.strip().upper() not in HTTP_METHODS:
+        raise ValueError(f"'{value}' is not an HTTP method: use one of {', '.join(HTTP_METHODS)}")
+    return value
+
+
+HttpMethod = Annotated[str, AfterValidator(_check_http_method)]
+
+
+def output_files_problem(pattern: str) -> str | None:
+    """Why an outputFiles glob is refused: it must stay inside the working directory."""
+    if not pattern.strip():
+        return "an empty pattern matches nothing"
+    if pattern.startswith(("/", "~", "\\")):
+        return f"'{pattern}' is absolute: patterns are relative to the working directory"
+    if ".." in pattern.replace("\\", "/").split("/"):
+        return f"'{pattern}' goes up with '..': patterns stay inside the working directory"
+    return None
+
+
+def _check_output_file(value: Any) -> Any:
+    if isinstance(value, str) and (problem := output_files_problem(value)):
+        raise ValueError(problem)
+    return value
+
+
+OutputFilePattern = Annotated[str, AfterValidator(_check_output_file)]
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -129,7 +162,7 @@ class ScriptBase(TaskBase):
     taskRunner: ProcessRunner | None = None
     containerImage: str | None = None
     inputFiles: dict[str, str] | None = None
-    outputFiles: list[str] = Field(default_factory=list)
+    outputFiles: list[OutputFilePattern] = Field(default_factory=list)
     namespaceFiles: NamespaceFiles | None = None
     warningOnStdErr: bool = False
     failFast: bool = True
@@ -158,7 +191,7 @@ class PythonScriptTask(ScriptBase):
 class HttpRequestTask(TaskBase):
     type: Literal["io.kestra.plugin.core.http.Request"]
     uri: str
-    method: str = "GET"
+    method: HttpMethod = "GET"
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
     contentType: str | None = None

@@ -142,3 +142,11 @@ REPUBLISH_AFTER_SECONDS = env.float("REPUBLISH_AFTER_SECONDS", default=30.0)
 # A task run whose worker stopped heartbeating gets a new attempt at most this many times, then it
 # fails with the reason (docs/guarantees.md).
 LOST_WORKER_MAX_REATTEMPTS = env.int("LOST_WORKER_MAX_REATTEMPTS", default=3)
+
+# Script tasks (docs/security-scripts.md): the user they run as when the worker is root, and what a
+# task run keeps of its log and of its outputFiles.
+SCRIPT_USER = env.str("SCRIPT_USER", default="nobody")
+TASK_LOG_MAX_LINES = env.int("TASK_LOG_MAX_LINES", default=10_000)
+TASK_LOG_MAX_BYTES = env.int("TASK_LOG_MAX_BYTES", default=2_000_000)
+OUTPUT_FILES_MAX_COUNT = env.int("OUTPUT_FILES_MAX_COUNT", default=100)
+OUTPUT_FILES_MAX_BYTES = env.int("OUTPUT_FILES_MAX_BYTES", default=5_000_000)

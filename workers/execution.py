@@ -41,5 +41,5 @@ def taskrun_execute(*, taskrun_id: str, attempt: int, worker_id: str) -> None:
     except Exception as failure:  # a task's own fault must end its task run, never the worker
         error, state = f"{type(failure).__name__}: {failure}", State.FAILED
     if error:
-        runtime.log("ERROR" if state == State.FAILED else "WARN", error)
-    taskrun_finish(run=run, task=task, state=state, outputs=outputs, error=error, logs=runtime.logs)
+        runtime.log("ERROR" if state == State.FAILED else "WARN", error, always=True)
+    taskrun_finish(run=run, task=task, state=state, outputs=outputs, error=error, logs=runtime.log_lines())

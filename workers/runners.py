@@ -2,14 +2,20 @@
 
 A runner gets the task model and a Runtime; it renders its own properties, does the work, and
 returns outputs or raises TaskFailed. Long runners poll `runtime.check()` so kills and timeouts
-stop them promptly.
+stop them promptly. A task run's log is capped (TASK_LOG_MAX_LINES, TASK_LOG_MAX_BYTES), whatever
+the runner. Scripts are contained as docs/security-scripts.md describes: a clean environment, an
+unprivileged user when the worker runs as root, their whole process group killed when they stop,
+and output files read only from regular files inside their working directory.
 """
-import glob
 import json
 import os
+import pwd
 import queue
 import re
+import shlex
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -20,12 +26,20 @@ from pathlib import Path
 from typing import Callable
 
 import httpx
+from django.conf import settings
 
 from flows.durations import parse_duration
 from flows.expressions import is_truthy, render_deep
+from flows.schema import HTTP_METHODS, output_files_problem
 
 OUTPUT_LINE = re.compile(r"^::(\{.*\})::\s*$")
-MAX_OUTPUT_FILE_BYTES = 1_000_000
+MAX_LINE_CHARS = 10_000  # a longer line is kept cut, with a mark
+MAX_VARS_BYTES = 1_000_000  # `::{"outputs": ...}::` lines of one task run
+HTTP_BODY_MAX_BYTES = 10_000_000
+OUTPUT_FILES_MAX_ENTRIES = 100_000  # directory entries looked at while matching outputFiles
+OUTPUT_FILES_MAX_DEPTH = 32
+KILL_GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class TaskFailed(Exception):
@@ -51,12 +65,34 @@ class Runtime:
     is_killed: Callable[[], bool]
     logs: list = field(default_factory=list)
     _last_kill_check: float = 0.0
+    _log_bytes: int = 0
+    _dropped_lines: int = 0
+    _dropped_bytes: int = 0
 
     def render(self, value):
         return render_deep(value, self.context)
 
-    def log(self, level: str, message: str) -> None:
+    def log(self, level: str, message: str, *, always: bool = False) -> None:
+        """Keep a log line, up to the task run's caps; `always` lines (the outcome) are kept past them."""
+        if len(message) > MAX_LINE_CHARS:
+            message = message[:MAX_LINE_CHARS] + f"… [line cut at {MAX_LINE_CHARS} characters]"
+        size = len(message.encode("utf-8", errors="replace")) + 1
+        if not always and (self._dropped_lines or len(self.logs) >= settings.TASK_LOG_MAX_LINES
+                           or self._log_bytes + size > settings.TASK_LOG_MAX_BYTES):
+            self._dropped_lines += 1
+            self._dropped_bytes += size
+            return
+        self._log_bytes += size
         self.logs.append((level, message))
+
+    def log_lines(self) -> list[tuple[str, str]]:
+        """The log lines kept, and a last line saying what was not."""
+        if not self._dropped_lines:
+            return self.logs
+        return [*self.logs, ("WARN", (
+            f"log truncated: {self._dropped_lines} more lines ({self._dropped_bytes} bytes) were not kept; a task run "
+            f"keeps at most {settings.TASK_LOG_MAX_LINES} lines and {settings.TASK_LOG_MAX_BYTES} bytes of log "
+            "(TASK_LOG_MAX_LINES, TASK_LOG_MAX_BYTES)"))]
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
@@ -102,7 +138,10 @@ def run_fail(task, runtime: Runtime) -> dict:
 
 
 def run_http_request(task, runtime: Runtime) -> dict:
-    timeout = runtime.remaining() or 30.0
+    method = str(runtime.render(task.method)).strip().upper()
+    if method not in HTTP_METHODS:  # a rendered method too: never another protocol's command (docs/security-scripts.md)
+        raise TaskFailed(f"method '{method[:40]}' is not an HTTP method: use one of {', '.join(HTTP_METHODS)}")
+    uri = runtime.render(task.uri)
     kwargs = {"headers": runtime.render(task.headers)}
     body = runtime.render(task.body)
     if task.formData is not None:
@@ -114,10 +153,17 @@ def run_http_request(task, runtime: Runtime) -> dict:
     if task.contentType:
         kwargs["headers"] = {"Content-Type": runtime.render(task.contentType), **kwargs["headers"]}
     try:
-        response = httpx.request(runtime.render(task.method).upper(), runtime.render(task.uri), timeout=timeout, **kwargs)
+        with httpx.stream(method, uri, timeout=runtime.remaining() or 30.0, **kwargs) as response:
+            content = bytearray()
+            for chunk in response.iter_bytes():
+                content += chunk
+                if len(content) > HTTP_BODY_MAX_BYTES:
+                    raise TaskFailed(f"the response of {uri} is larger than {HTTP_BODY_MAX_BYTES} bytes")
+                runtime.check()
+            text = content.decode(response.encoding or "utf-8", errors="replace")
     except httpx.HTTPError as error:
-        raise TaskFailed(f"HTTP request to {runtime.render(task.uri)} failed: {error}") from None
-    outputs = {"code": response.status_code, "headers": dict(response.headers), "body": response.text, "uri": str(response.url)}
+        raise TaskFailed(f"HTTP request to {uri} failed: {error}") from None
+    outputs = {"code": response.status_code, "headers": dict(response.headers), "body": text, "uri": str(response.url)}
     if response.status_code >= 400 and not task.options.get("allowFailed"):
         raise TaskFailed(f"HTTP {response.status_code} from {outputs['uri']}", outputs)
     return outputs
@@ -126,12 +172,79 @@ def run_http_request(task, runtime: Runtime) -> dict:
 # --- scripts ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ScriptUser:
+    """Whom a script runs as: the worker's own user, or SCRIPT_USER when the worker is root."""
+
+    uid: int
+    gid: int
+    name: str
+    switch: bool  # run the script as this user (the worker is root)
+
+
+def script_user() -> ScriptUser:
+    if os.geteuid() != 0:
+        entry = pwd.getpwuid(os.geteuid())
+        return ScriptUser(entry.pw_uid, entry.pw_gid, entry.pw_name, switch=False)
+    name = settings.SCRIPT_USER
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise TaskFailed(f"SCRIPT_USER '{name}' does not exist on this worker: create it, or name another "
+                         "unprivileged user (docs/security-scripts.md)") from None
+    return ScriptUser(entry.pw_uid, entry.pw_gid, entry.pw_name, switch=entry.pw_uid != 0)
+
+
+def _may(info: os.stat_result, user: ScriptUser, bit: int) -> bool:
+    """Whether `user` has `bit` (1: execute or search, 4: read) on a file, by its mode bits."""
+    if info.st_uid == user.uid:
+        return bool(info.st_mode >> 6 & bit)
+    if info.st_gid == user.gid:
+        return bool(info.st_mode >> 3 & bit)
+    return bool(info.st_mode & bit)
+
+
+def _runnable_by(path: str, user: ScriptUser) -> bool:
+    try:
+        for place in {os.path.abspath(path), os.path.realpath(path)}:
+            if not all(_may(os.stat(directory), user, 1) for directory in Path(place).parents):
+                return False
+        return _may(os.stat(path), user, 1 | 4)
+    except OSError:
+        return False
+
+
+def _python_for(user: ScriptUser) -> str:
+    """The worker's Python if the script's user can run it, else the system's."""
+    candidates = [sys.executable, os.path.realpath(sys.executable), shutil.which("python3", path=SYSTEM_PATH)]
+    for candidate in candidates:
+        if candidate and (not user.switch or _runnable_by(candidate, user)):
+            return candidate
+    raise TaskFailed(f"no Python that user '{user.name}' may run: install python3 (docs/security-scripts.md)")
+
+
+def script_environment(task_env: dict, *, home: Path, bin_dir: Path, user: ScriptUser) -> dict:
+    """A clean environment: never the worker's own variables (its secret key, database and broker
+    URLs), only PATH, HOME, LANG and TZ, then the task's `env`."""
+    env = {
+        "PATH": f"{bin_dir}:{os.environ.get('PATH') or SYSTEM_PATH}",
+        "HOME": str(home),
+        "LANG": os.environ.get("LANG") or "C.UTF-8",
+        "TZ": os.environ.get("TZ") or "UTC",
+        "USER": user.name,
+        "LOGNAME": user.name,
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update({str(key): str(value) for key, value in task_env.items()})
+    return env
+
+
 def _script_argv(task, workdir: Path, runtime: Runtime) -> list[str]:
     kind = task.type
     lines = [str(runtime.render(line)) for line in task.beforeCommands]
     if kind.endswith("python.Script"):
         (workdir / "main.py").write_text(str(runtime.render(task.script)))
-        lines.append(f"{sys.executable} main.py")
+        lines.append(f"{shlex.quote(str(workdir.parent / 'bin' / 'python'))} main.py")
     elif kind.endswith("shell.Script"):
         (workdir / "script.sh").write_text(str(runtime.render(task.script)))
         lines.append("sh script.sh")
@@ -143,67 +256,63 @@ def _script_argv(task, workdir: Path, runtime: Runtime) -> list[str]:
 
 
 def _pump(stream, level: str, lines: queue.Queue) -> None:
-    for line in iter(stream.readline, ""):
-        lines.put((level, line.rstrip("\n")))
-    stream.close()
+    """Read one pipe to its end, line by line (long lines in pieces), never failing on bad UTF-8."""
+    try:
+        for raw in iter(lambda: stream.readline(MAX_LINE_CHARS), b""):
+            lines.put((level, raw.decode("utf-8", errors="replace").rstrip("\r\n")))
+    finally:
+        stream.close()
+        lines.put((level, None))
+
+
+def _hand_over(directory: Path, user: ScriptUser) -> None:
+    """The working directory and what the worker wrote in it belong to the script's user."""
+    if not user.switch:
+        return
+    for root, directories, files in os.walk(directory):
+        os.chown(root, user.uid, user.gid, follow_symlinks=False)
+        for name in files:
+            os.chown(os.path.join(root, name), user.uid, user.gid, follow_symlinks=False)
 
 
 def run_script(task, runtime: Runtime) -> dict:
-    with tempfile.TemporaryDirectory(prefix="wgc-task-") as directory:
-        workdir = Path(directory)
+    user = script_user()
+    patterns = list(task.outputFiles or [])
+    for pattern in patterns:
+        if problem := output_files_problem(pattern):
+            raise TaskFailed(f"outputFiles: {problem}")
+    with tempfile.TemporaryDirectory(prefix="wgc-task-", ignore_cleanup_errors=True) as directory:
+        base = Path(directory)
+        workdir, bin_dir = base / "work", base / "bin"
+        workdir.mkdir(mode=0o700)
+        bin_dir.mkdir()
+        os.chmod(base, 0o711)
+        python = _python_for(user)
+        for name in ("python", "python3"):
+            (bin_dir / name).symlink_to(python)
         for name, content in (runtime.render(task.inputFiles) or {}).items():
             target = (workdir / name).resolve()
             if workdir.resolve() not in target.parents:
                 raise TaskFailed(f"inputFiles: '{name}' points outside the working directory")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(str(content))
-        env = {**os.environ, **{k: str(v) for k, v in runtime.render(task.env).items()}}
-        env["PATH"] = f"{os.path.dirname(sys.executable)}:{env.get('PATH', '')}"
-        env["PYTHONUNBUFFERED"] = "1"
+        argv = _script_argv(task, workdir, runtime)
+        env = script_environment(runtime.render(task.env), home=workdir, bin_dir=bin_dir, user=user)
+        _hand_over(workdir, user)
+        identity = {"user": user.uid, "group": user.gid, "extra_groups": []} if user.switch else {}
         process = subprocess.Popen(
-            _script_argv(task, workdir, runtime), cwd=workdir, env=env, text=True, bufsize=1,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True,
+            argv, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            start_new_session=True, umask=0o077, **identity,
         )
-        lines: queue.Queue = queue.Queue()
-        pumps = [threading.Thread(target=_pump, args=(process.stdout, "INFO", lines), daemon=True),
-                 threading.Thread(target=_pump, args=(process.stderr, "WARN", lines), daemon=True)]
-        for pump in pumps:
-            pump.start()
-        variables: dict = {}
-        wrote_stderr = False
-
-        def drain():
-            nonlocal wrote_stderr
-            while True:
-                try:
-                    level, line = lines.get_nowait()
-                except queue.Empty:
-                    return
-                match = OUTPUT_LINE.match(line)
-                if match:
-                    try:
-                        variables.update(json.loads(match.group(1)).get("outputs") or {})
-                        continue
-                    except (json.JSONDecodeError, AttributeError):
-                        pass
-                wrote_stderr = wrote_stderr or level == "WARN"
-                runtime.log(level, line)
-
         try:
-            while process.poll() is None:
-                runtime.check()
-                drain()
-                time.sleep(0.02)
-        except TaskStopped:
-            _terminate(process)
-            raise
+            outputs, wrote_stderr = _follow(process, runtime)
         finally:
-            for pump in pumps:
-                pump.join(timeout=2)
-            drain()
-        outputs = {"exitCode": process.returncode, "vars": variables}
-        if task.outputFiles:
-            outputs["outputFiles"] = _collect_output_files(workdir, task.outputFiles)
+            _kill_group(process)  # whatever happened, nothing it started outlives it
+        if patterns:
+            try:
+                outputs["outputFiles"] = _collect_output_files(workdir, patterns, runtime, user)
+            except TaskFailed as failure:
+                raise TaskFailed(str(failure), outputs) from None
         if process.returncode != 0:
             raise TaskFailed(f"command failed with exit code {process.returncode}", outputs)
         if task.warningOnStdErr and wrote_stderr:
@@ -211,26 +320,211 @@ def run_script(task, runtime: Runtime) -> dict:
         return outputs
 
 
-def _terminate(process: subprocess.Popen) -> None:
+def _follow(process: subprocess.Popen, runtime: Runtime) -> tuple[dict, bool]:
+    """Log the script's output as it comes (within the log caps) and collect its `vars` until it
+    exits; then end what it left running in its process group. A kill or a timeout stops the whole
+    group. Returns the outputs and whether it wrote to stderr."""
+    lines: queue.Queue = queue.Queue(maxsize=10_000)
+    pumps = [threading.Thread(target=_pump, args=(process.stdout, "INFO", lines), daemon=True),
+             threading.Thread(target=_pump, args=(process.stderr, "WARN", lines), daemon=True)]
+    for pump in pumps:
+        pump.start()
+    variables: dict = {}
+    vars_bytes, wrote_stderr, open_pipes, drained_by = 0, False, len(pumps), None
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=3)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
+        while open_pipes:
+            if drained_by is None:
+                runtime.check()
+                if process.poll() is not None:  # it exited: what it left behind goes, and with it the pipes
+                    _kill_group(process)
+                    drained_by = time.monotonic() + KILL_GRACE_SECONDS
+            elif time.monotonic() > drained_by:  # a process that left the group holds a pipe: stop reading
+                runtime.log("WARN", "the script left a process running outside its process group; its output "
+                            "is not read", always=True)
+                break
+            try:
+                level, line = lines.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if line is None:
+                open_pipes -= 1
+                continue
+            match = OUTPUT_LINE.match(line)
+            if match:
+                vars_bytes += len(line)
+                if vars_bytes > MAX_VARS_BYTES:
+                    raise TaskFailed(f"the script emitted more than {MAX_VARS_BYTES} bytes of "
+                                     '::{"outputs": ...}:: lines')
+                try:
+                    variables.update(json.loads(match.group(1)).get("outputs") or {})
+                    continue
+                except (json.JSONDecodeError, AttributeError, RecursionError):
+                    pass
+            wrote_stderr = wrote_stderr or level == "WARN"
+            runtime.log(level, line)
+    except (TaskStopped, TaskFailed):
+        _kill_group(process)
+        raise
+    process.wait()
+    return {"exitCode": process.returncode, "vars": variables}, wrote_stderr
 
 
-def _collect_output_files(workdir: Path, patterns: list[str]) -> dict:
-    files = {}
-    for pattern in patterns:
-        for path in glob.glob(str(workdir / pattern), recursive=True):
-            relative = os.path.relpath(path, workdir)
-            if os.path.isfile(path) and relative not in files:
-                with open(path, "rb") as handle:
-                    files[relative] = handle.read(MAX_OUTPUT_FILE_BYTES).decode("utf-8", errors="replace")
-    return files
+def _kill_group(process: subprocess.Popen) -> None:
+    """SIGTERM to the script's whole process group, SIGKILL to what is left after a grace period."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        deadline = time.monotonic() + KILL_GRACE_SECONDS
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):  # gone (its id may even be another user's group now)
+            break
+        while _group_alive(process) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not _group_alive(process):
+            break
+    process.poll()
+
+
+def _group_alive(process: subprocess.Popen) -> bool:
+    """Whether a process of the script's group still runs: ended ones waiting to be reaped (by us for
+    the script itself, by init for what it left) do not count."""
+    process.poll()
+    try:
+        os.killpg(process.pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return True
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == process.pid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+# --- output files ----------------------------------------------------------------------------
+
+
+def _part_regex(part: str) -> str:
+    """One path component of a glob: `*` and `?` never cross a `/`, nor match a leading dot."""
+    out, index = [], 0
+    while index < len(part):
+        char = part[index]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[" and (end := part.find("]", index + 2)) != -1:
+            body = part[index + 1:end]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
+            index = end
+        else:
+            out.append(re.escape(char))
+        index += 1
+    hidden = "" if part.startswith(".") else "(?!\\.)"
+    return hidden + "".join(out)
+
+
+class _Glob:
+    """A glob of outputFiles, matched on paths relative to the working directory (`**` is any number
+    of directories, as in Python's glob with recursive=True, hidden ones aside)."""
+
+    def __init__(self, pattern: str):
+        self.parts = [part for part in pattern.split("/") if part not in ("", ".")]
+        regex, last = "", len(self.parts) - 1
+        for index, part in enumerate(self.parts):
+            if part == "**":
+                regex += "(?:(?!\\.)[^/]+/)*" if index < last else "(?:(?!\\.)[^/]+(?:/|$))*"
+            else:
+                regex += _part_regex(part) + ("/" if index < last else "")
+        self.regex = re.compile(regex + "\\Z")
+        self.part_regexes = [None if part == "**" else re.compile(_part_regex(part) + "\\Z") for part in self.parts]
+
+    def matches(self, relative: str) -> bool:
+        return bool(self.regex.match(relative))
+
+    def may_match_below(self, directory_parts: list[str]) -> bool:
+        """Whether a file under this directory could match (so the walk need not enter others)."""
+        for index, name in enumerate(directory_parts):
+            if index < len(self.parts) and self.part_regexes[index] is None:  # `**`: any directory but hidden ones
+                return not any(part.startswith(".") for part in directory_parts[index:])
+            if index >= len(self.parts) - 1 or not self.part_regexes[index].match(name):
+                return False
+        return True
+
+
+def _collect_output_files(workdir: Path, patterns: list[str], runtime: Runtime, user: ScriptUser) -> dict:
+    """Regular files of the working directory that match a pattern, read without following any
+    symbolic link (every directory is opened relative to its parent, O_NOFOLLOW), within the caps
+    OUTPUT_FILES_MAX_COUNT and OUTPUT_FILES_MAX_BYTES."""
+    globs = [_Glob(pattern) for pattern in patterns]
+    found: dict[str, str] = {}
+    budget = {"entries": 0, "bytes": 0}
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+    def walk(directory_fd: int, parts: list[str]) -> None:
+        if len(parts) > OUTPUT_FILES_MAX_DEPTH:
+            raise TaskFailed(f"outputFiles: directories nested more than {OUTPUT_FILES_MAX_DEPTH} deep in the working "
+                             "directory")
+        with os.scandir(directory_fd) as listing:
+            entries = []
+            for entry in listing:
+                budget["entries"] += 1
+                if budget["entries"] > OUTPUT_FILES_MAX_ENTRIES:
+                    raise TaskFailed(f"outputFiles: more than {OUTPUT_FILES_MAX_ENTRIES} entries to look at in the "
+                                     "working directory; use narrower patterns")
+                if not budget["entries"] % 1000:
+                    runtime.check()
+                entries.append((entry.name, entry.is_dir(follow_symlinks=False), entry.is_file(follow_symlinks=False)))
+        for name, is_dir, is_file in sorted(entries):
+            relative = "/".join([*parts, name])
+            if is_file and any(glob.matches(relative) for glob in globs):
+                read(directory_fd, name, relative)
+            elif is_dir and any(glob.may_match_below([*parts, name]) for glob in globs):
+                try:
+                    child = os.open(name, flags | os.O_DIRECTORY, dir_fd=directory_fd)
+                except OSError:  # replaced by a link or removed meanwhile: not followed
+                    continue
+                try:
+                    walk(child, [*parts, name])
+                finally:
+                    os.close(child)
+
+    def read(directory_fd: int, name: str, relative: str) -> None:
+        try:
+            handle = os.open(name, flags | os.O_NONBLOCK, dir_fd=directory_fd)
+        except OSError:
+            return
+        with os.fdopen(handle, "rb") as file:
+            info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return
+            if user.switch and info.st_uid != user.uid:  # a hard link to a file the script could not write
+                runtime.log("WARN", f"outputFiles: '{relative}' skipped: it does not belong to user '{user.name}'",
+                            always=True)
+                return
+            if len(found) >= settings.OUTPUT_FILES_MAX_COUNT:
+                raise TaskFailed(f"outputFiles: more than {settings.OUTPUT_FILES_MAX_COUNT} files match "
+                                 "(OUTPUT_FILES_MAX_COUNT)")
+            left = settings.OUTPUT_FILES_MAX_BYTES - budget["bytes"]
+            content = file.read(left + 1)
+            if len(content) > left:
+                raise TaskFailed(f"outputFiles: the files that match are larger than {settings.OUTPUT_FILES_MAX_BYTES} "
+                                 f"bytes in all, '{relative}' included (OUTPUT_FILES_MAX_BYTES)")
+            budget["bytes"] += len(content)
+            found[relative] = content.decode("utf-8", errors="replace")
+
+    root = os.open(workdir, flags | os.O_DIRECTORY)
+    try:
+        walk(root, [])
+    finally:
+        os.close(root)
+    return found
 
 
 RUNNERS = {

@@ -461,3 +461,33 @@ tasks:
     format: "{{ vars.greeting }} {{ flow.namespace }}.{{ flow.id }} r{{ flow.revision }} {{ flow.tenantId }} {{ task.id }} {{ taskrun.attemptsCount }} {{ labels.team }} {{ execution.id }}"
 """)
     assert task_runs(execution)["show"].outputs["value"] == f"hello company.team.context r1 main show 1 data {execution.id}"
+
+
+def test_an_expression_over_its_budget_fails_its_task_run_at_once(engine):
+    """The probes: `('%04000000000d' % 1)|length` ended SUCCESS after 4 s with the worker at 3.9 GB;
+    `((9**999)**999)**22` in an If held the execution's lock while other tenants' uploads stalled."""
+    started = time.monotonic()
+    execution = run_flow("""
+id: over_budget
+namespace: company.team
+tasks:
+  - id: format
+    type: io.kestra.plugin.core.debug.Return
+    timeout: PT1S
+    format: "{{ ('%04000000000d' % 1)|length }}"
+    allowFailure: true
+  - id: power
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{ (((9**999)**999)**22) > 1 }}"
+    then:
+      - id: never
+        type: io.kestra.plugin.core.debug.Return
+        format: never
+""")
+    runs = task_runs(execution)
+    assert execution.state == State.FAILED and time.monotonic() - started < 20
+    assert runs["format"].state == State.WARNING
+    assert "format width 4000000000 is larger than" in runs["format"].error
+    assert "('%04000000000d' % 1)|length" in runs["format"].error
+    assert runs["power"].state == State.FAILED and "never" not in runs
+    assert "the result of ** would have more than" in runs["power"].error
