@@ -1,4 +1,5 @@
 """The expression context, built from plain dicts only (never model instances)."""
+from .inputs import inputs_for_context
 from .models import Execution, TaskRun
 from .schema import FlowDocument
 
@@ -47,7 +48,7 @@ def build_context(*, execution: Execution, document: FlowDocument, runs: list[Ta
 def execution_context(*, execution: Execution, document: FlowDocument, runs: list[TaskRun], runs_by_id: dict) -> dict:
     started = execution.start_date or execution.created
     return {
-        "inputs": execution.inputs,
+        "inputs": inputs_for_context(execution.inputs, document.inputs),
         "vars": document.variables,
         "variables": document.variables,
         "labels": execution.labels,

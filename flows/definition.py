@@ -177,6 +177,8 @@ def _translate(error: pydantic.ValidationError, located: LocatedDocument) -> lis
         elif kind == "union_tag_invalid":
             what = "condition" if "conditions" in path else "trigger" if path and path[0] == "triggers" else "task"
             message = f"unknown {what} type '{item['ctx']['tag']}'"
+            if path and path[0] == "inputs":
+                message = f"unknown input type '{item['ctx']['tag']}' (use one of {', '.join(schema.INPUT_TYPES)})"
             path = path + ("type",)
         elif kind == "union_tag_not_found":
             message = "missing required property 'type'"

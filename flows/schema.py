@@ -319,7 +319,7 @@ class HttpTrigger(PollingTriggerBase):
     # Also accepted under its older name, as in Kestra.
     type: Literal["io.kestra.plugin.core.http.Trigger", "io.kestra.plugin.fs.http.Trigger"]
     uri: str
-    method: str = "GET"
+    method: HttpMethod = "GET"
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
     contentType: str | None = None
@@ -424,20 +424,275 @@ Trigger = Annotated[
 # --- the flow -----------------------------------------------------------------------------
 
 
-class Input(Strict):
-    id: str = Field(pattern=KEY_PATTERN)
-    type: Literal["STRING", "INT", "FLOAT", "BOOLEAN", "JSON", "DATETIME", "SELECT"] = "STRING"
-    defaults: Any = None
+# --- inputs (docs/inputs.md): one model per Kestra input type ------------------------------
+
+# Kestra's input ids: a `.` nests the input (`nested.string` is `{{ inputs.nested.string }}`).
+INPUT_ID_PATTERN = re.compile(r"\A[a-zA-Z0-9][a-zA-Z0-9_-]*(?:\.[a-zA-Z0-9][a-zA-Z0-9_-]*)*\Z")
+# Types an ARRAY or MULTISELECT may hold: values that are typed one by one.
+ItemType = Literal["STRING", "INT", "FLOAT", "BOOLEAN", "BOOL", "DATETIME", "DATE", "TIME", "DURATION", "JSON", "YAML",
+                   "URI", "EMAIL"]
+
+
+def _check_regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"invalid regular expression '{value}': {error}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_check_regex)]
+
+
+class DependsOn(Strict):
+    """The input is asked for only when every input it depends on is, and `condition` (an
+    expression over `inputs`) is true."""
+
+    inputs: list[str] = Field(default_factory=list)
+    condition: str | None = None
+
+
+class InputBase(Strict):
+    id: str = Field(pattern=INPUT_ID_PATTERN, description="The input's id: `{{ inputs.<id> }}`; a `.` nests it.")
+    name: str | None = Field(default=None, description="Deprecated: Kestra's old name for `id`.")
     description: str | None = None
-    displayName: str | None = None
-    required: bool = True
-    values: list[str] | None = None
+    displayName: str | None = Field(default=None, max_length=64, description="The name the admin's form shows.")
+    required: bool = Field(default=True, description="Refuse an execution without a value (and no defaults).")
+    defaults: Any = Field(default=None, description="The value when none is given; an expression is rendered.")
+    prefill: Any = Field(default=None, description="A value the admin's form starts with, that can be cleared "
+                                                   "(use it instead of `defaults` on an optional input).")
+    dependsOn: DependsOn | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_is_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "id" not in data and isinstance(data.get("name"), str):
+            data = {**data, "id": data["name"]}
+        return data
 
     @model_validator(mode="after")
-    def _select_has_values(self):
-        if self.type == "SELECT" and not self.values:
-            raise ValueError("a SELECT input needs a list of values")
+    def _defaults_are_valid(self):
+        if self.defaults is not None and self.prefill is not None:
+            raise ValueError("prefill and defaults cannot be used on the same input")
+        from .inputs import check_literal  # the typing rules live with the values they type
+
+        for name in ("defaults", "prefill"):
+            value = getattr(self, name)
+            if value is not None and not is_template(value):
+                message = check_literal(self, value)
+                if message:
+                    raise ValueError(f"'{name}': {message}")
         return self
+
+
+class StringInput(InputBase):
+    """Any text; `validator` is a regular expression the whole value must match."""
+
+    type: Literal["STRING"]
+    validator: Regex | None = None
+
+
+class IntInput(InputBase):
+    """A whole number, between `min` and `max` when they are set."""
+
+    type: Literal["INT"]
+    min: int | None = None
+    max: int | None = None
+
+
+class FloatInput(InputBase):
+    """A number, between `min` and `max` when they are set."""
+
+    type: Literal["FLOAT"]
+    min: float | None = None
+    max: float | None = None
+
+
+class BooleanInput(InputBase):
+    """`true` or `false` (also `"false"`, `0`, `"0"`, `"-0"`, `""` for false, as Kestra reads them)."""
+
+    type: Literal["BOOLEAN"]
+
+
+class BoolInput(InputBase):
+    """A boolean, shown as a toggle: the same values as BOOLEAN."""
+
+    type: Literal["BOOL"]
+
+
+class DateTimeInput(InputBase):
+    """An ISO-8601 date-time with a time zone (`2042-04-02T04:20:42Z`), kept in UTC; `after` and
+    `before` bound it."""
+
+    type: Literal["DATETIME"]
+    after: str | None = None
+    before: str | None = None
+
+
+class DateInput(InputBase):
+    """An ISO-8601 date (`2042-12-03`); `after` and `before` bound it."""
+
+    type: Literal["DATE"]
+    after: str | None = None
+    before: str | None = None
+
+
+class TimeInput(InputBase):
+    """An ISO-8601 time without zone (`10:15:30`); `after` and `before` bound it."""
+
+    type: Literal["TIME"]
+    after: str | None = None
+    before: str | None = None
+
+
+class DurationInput(InputBase):
+    """An ISO-8601 duration (`PT5M6S`), between `min` and `max` when they are set."""
+
+    type: Literal["DURATION"]
+    min: Duration | None = None
+    max: Duration | None = None
+
+
+class JsonInput(InputBase):
+    """JSON text (or an already structured value), parsed."""
+
+    type: Literal["JSON"]
+
+
+class YamlInput(InputBase):
+    """YAML text (or an already structured value), parsed."""
+
+    type: Literal["YAML"]
+
+
+class UriInput(InputBase):
+    """A URI with a scheme (`https://example.com/orders.csv`), kept as text."""
+
+    type: Literal["URI"]
+
+
+class EmailInput(InputBase):
+    """An e-mail address."""
+
+    type: Literal["EMAIL"]
+
+
+class _Choices(InputBase):
+    values: list[str] | None = Field(default=None, description="The values to choose from.")
+    expression: str | None = Field(default=None, description="An expression that renders the list of values.")
+    allowCustomValue: bool = Field(default=False, description="Accept a value that is not listed (Kestra's older name: `allowInput`).")
+    allowInput: bool | None = Field(default=None, description="Deprecated: Kestra's older name for `allowCustomValue`.")
+    autoSelectFirst: bool = False
+
+    @property
+    def custom_allowed(self) -> bool:
+        return self.allowCustomValue or bool(self.allowInput)
+
+    def _needs_values(self, values):
+        if values is None and self.expression is None:
+            raise ValueError(f"a {self.type} input needs a list of values (or an expression that renders one)")
+        if values is not None and self.expression is not None:
+            raise ValueError("give either 'values' or 'expression', not both")
+
+
+class SelectInput(_Choices):
+    """One of `values`."""
+
+    type: Literal["SELECT"]
+    isRadio: bool = False
+
+    @model_validator(mode="after")
+    def _has_values(self):
+        self._needs_values(self.values)
+        return self
+
+
+class MultiselectInput(_Choices):
+    """A list of `values` (a JSON array, or repeated form fields), each typed by `itemType`."""
+
+    type: Literal["MULTISELECT"]
+    options: list[str] | None = Field(default=None, description="Deprecated: Kestra's older name for `values`.")
+    itemType: ItemType = "STRING"
+
+    @model_validator(mode="after")
+    def _has_values(self):
+        if self.values is not None and self.options is not None:
+            raise ValueError("give either 'values' or 'options' (its older name), not both")
+        self._needs_values(self.values if self.values is not None else self.options)
+        return self
+
+    @property
+    def choices(self) -> list[str] | None:
+        return self.values if self.values is not None else self.options
+
+
+class EnumInput(InputBase):
+    """Deprecated in Kestra for SELECT: one of `values`."""
+
+    type: Literal["ENUM"]
+    values: list[str] = Field(min_length=1)
+
+
+class ArrayInput(InputBase):
+    """A list (a JSON array, or repeated form fields) whose items are typed by `itemType`."""
+
+    type: Literal["ARRAY"]
+    itemType: ItemType
+
+
+class SecretInput(InputBase):
+    """Text stored encrypted and masked wherever it is shown (API, admin, logs); tasks get the plain
+    value. `validator` is a regular expression the whole value must match."""
+
+    type: Literal["SECRET"]
+    validator: Regex | None = None
+
+
+class FileInput(InputBase):
+    """A file uploaded with the execution (a multipart part named after the input), stored in the
+    shared storage; the input's value is its `kestra:///…` URI. `defaults` may name a namespace
+    file (`nsfile:///data/orders.csv`)."""
+
+    type: Literal["FILE"]
+    extension: str | None = Field(default=None, description="Deprecated; accepted and ignored.")
+    allowedFileExtensions: list[str] | None = Field(
+        default=None, description="Accept only files whose name ends with one of these (`.csv`).")
+
+
+def _input_type_default(value: Any) -> Any:
+    """An input without `type` is a STRING, as this project has always read it."""
+    if isinstance(value, dict) and "type" not in value:
+        return {**value, "type": "STRING"}
+    return value
+
+
+INPUT_MODELS = (
+    StringInput, IntInput, FloatInput, BooleanInput, BoolInput, DateTimeInput, DateInput, TimeInput, DurationInput,
+    JsonInput, YamlInput, UriInput, EmailInput, SelectInput, MultiselectInput, EnumInput, ArrayInput, SecretInput,
+    FileInput,
+)
+Input = Annotated[
+    Annotated[Union[INPUT_MODELS], Field(discriminator="type")], BeforeValidator(_input_type_default),
+]
+INPUT_TYPES = tuple(model.model_fields["type"].annotation.__args__[0] for model in INPUT_MODELS)
+
+
+def _distinct_input_ids(inputs: list) -> list:
+    """Two inputs with the same id, or one nested under another's id (`a` and `a.b`), are refused."""
+    faults, seen = [], set()
+    for spec in inputs:
+        if spec.id in seen:
+            faults.append(f"duplicate input id '{spec.id}'")
+        seen.add(spec.id)
+    for spec in inputs:
+        parts = spec.id.split(".")
+        for size in range(1, len(parts)):
+            if ".".join(parts[:size]) in seen:
+                faults.append(f"input '{spec.id}' is nested under input '{'.'.join(parts[:size])}', which is a value")
+    if faults:
+        raise ValueError("; ".join(faults))
+    return inputs
 
 
 class PluginDefault(Strict):
@@ -457,7 +712,7 @@ class FlowDocument(Strict):
     revision: int | None = None
     description: str | None = None
     labels: dict[str, Any] | list[Label] = Field(default_factory=dict)
-    inputs: list[Input] = Field(default_factory=list)
+    inputs: Annotated[list[Input], AfterValidator(_distinct_input_ids)] = Field(default_factory=list)
     variables: dict[str, Any] = Field(default_factory=dict)
     tasks: list[Task] = Field(min_length=1)
     errors: list[Task] = Field(default_factory=list)

@@ -93,6 +93,40 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_AUTOREFRESH = DEBUG
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Files every process reaches (docs/storage.md): FILE inputs, script outputFiles, namespace files.
+# `local` (one host, or a directory every host mounts) or `s3` (any S3-compatible store).
+STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
+STORAGE_MAX_FILE_BYTES = env.int("STORAGE_MAX_FILE_BYTES", default=100 * 1024 * 1024)
+if STORAGE_BACKEND == "s3":
+    FLOWS_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("STORAGE_S3_BUCKET"),
+            "location": env.str("STORAGE_S3_PREFIX", default=""),
+            "endpoint_url": env.str("STORAGE_S3_ENDPOINT_URL", default=None),
+            "region_name": env.str("STORAGE_S3_REGION", default=None),
+            "access_key": env.str("STORAGE_S3_ACCESS_KEY_ID", default=None),
+            "secret_key": env.str("STORAGE_S3_SECRET_ACCESS_KEY", default=None),
+            "addressing_style": env.str("STORAGE_S3_ADDRESSING_STYLE", default=None),
+            "default_acl": None,
+            "file_overwrite": True,
+            "querystring_auth": False,
+        },
+    }
+elif STORAGE_BACKEND == "local":
+    FLOWS_STORAGE = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": env.str("STORAGE_LOCAL_DIR", default=str(BASE_DIR / "storage")),
+                    "allow_overwrite": True, "base_url": None},
+    }
+else:
+    raise environ.ImproperlyConfigured(f"STORAGE_BACKEND must be 'local' or 's3', not '{STORAGE_BACKEND}'")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "flows": FLOWS_STORAGE,
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

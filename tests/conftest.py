@@ -6,6 +6,22 @@ from django.conf import settings
 from tests.support import Cluster, database_url, start_redis, workers_alive
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_storage(tmp_path_factory):
+    """The "flows" storage (docs/storage.md) in a directory of the session's own, for this process
+    and for the worker processes it starts (which read STORAGE_LOCAL_DIR from the environment)."""
+    import os
+
+    from django.test import override_settings
+
+    directory = str(tmp_path_factory.mktemp("storage"))
+    os.environ["STORAGE_BACKEND"], os.environ["STORAGE_LOCAL_DIR"] = "local", directory
+    flows = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+             "OPTIONS": {"location": directory, "allow_overwrite": True, "base_url": None}}
+    with override_settings(STORAGES={**settings.STORAGES, "flows": flows}):
+        yield directory
+
+
 @pytest.fixture(scope="session")
 def redis_url():
     try:

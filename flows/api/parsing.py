@@ -30,10 +30,13 @@ def inputs_body(request) -> dict:
     """Execution inputs, as Kestra takes them: form fields (multipart or urlencoded) or a JSON
     object; no body at all means no inputs. Values stay as sent: the engine types them."""
     if request.content_type in FORM_TYPES:
-        if request.FILES:
-            name = next(iter(request.FILES))
-            raise UserError(f"file inputs are not supported: send '{name}' as a form field", path=f"inputs.{name}")
-        return {key: values[-1] if len(values) == 1 else values for key, values in request.POST.lists()}
+        given = {key: values[-1] if len(values) == 1 else values for key, values in request.POST.lists()}
+        for key, uploads in request.FILES.lists():
+            if key == "files":  # Kestra's older form: a part named `files` whose filename is the input id
+                given.update({upload.name: upload for upload in uploads})
+            else:
+                given[key] = uploads[-1]
+        return given
     text = text_body(request)
     if not text.strip():
         return {}

@@ -8,7 +8,7 @@ from django.utils import timezone
 from ninja import Schema
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows import models
+from flows import masking, models
 from flows.definition import parse_flow_cached
 from flows.errors import UserError
 from flows.selectors import LOG_LEVELS
@@ -282,7 +282,8 @@ class TaskRun(Schema):
     error: str | None
 
     @classmethod
-    def of(cls, run, *, flowable: bool) -> "TaskRun":
+    def of(cls, run, *, flowable: bool, secrets: list[str] = ()) -> "TaskRun":
+        """`secrets`: the execution's SECRET inputs, masked in outputs and errors (docs/inputs.md)."""
         attempts = list(run.attempts or [])
         if run.worker_id and run.start_date and all(item.get("attempt") != run.attempt for item in attempts):
             # started by a worker that has not recorded the attempt yet
@@ -296,8 +297,8 @@ class TaskRun(Schema):
             value=run.value,
             workerGroup=None if flowable else ResolvedWorkerGroup(key=run.worker_group or None, fallback=run.fallback),
             workerId=run.worker_id or None, attempts=[TaskRunAttempt.of(attempt) for attempt in attempts],
-            state=State.of(run.state, run.state_history, end=run.end_date), outputs=run.outputs,
-            error=run.error or None,
+            state=State.of(run.state, run.state_history, end=run.end_date),
+            outputs=masking.mask_deep(run.outputs, secrets), error=masking.mask_text(run.error, secrets) or None,
         )
 
 
@@ -326,12 +327,14 @@ class Execution(Schema):
         except UserError:
             tasks = {}
         flowable = {task_id for task_id, task in tasks.items() if task.flowable}
+        secrets = masking.secret_values(execution.inputs)
         return cls(
             id=execution.id, namespace=execution.namespace, flowId=execution.flow_id,
-            flowRevision=execution.flow_revision.revision, tenantId=execution.tenant.key, inputs=execution.inputs,
+            flowRevision=execution.flow_revision.revision, tenantId=execution.tenant.key,
+            inputs=masking.hide(execution.inputs),
             labels=[Label(key=key, value=value) for key, value in execution.labels.items()],
             trigger=execution.trigger, state=State.of(execution.state, execution.state_history, end=execution.end_date),
-            taskRunList=[TaskRun.of(run, flowable=run.task_id in flowable) for run in task_runs],
+            taskRunList=[TaskRun.of(run, flowable=run.task_id in flowable, secrets=secrets) for run in task_runs],
         )
 
 

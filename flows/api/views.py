@@ -31,8 +31,10 @@ FIELDS = {"type": "object", "additionalProperties": {"type": "string"}}
 INPUTS_BODY = {"requestBody": {
     "required": False,
     "description": "Inputs as form fields or as a JSON object of input id to value; the flow's input "
-                   "declarations type the values. File inputs are refused.",
-    "content": {"multipart/form-data": {"schema": FIELDS}, "application/x-www-form-urlencoded": {"schema": FIELDS},
+                   "declarations type the values. FILE inputs are multipart parts named after the input "
+                   "(or, as Kestra's older form, parts named `files` whose filename is the input id).",
+    "content": {"multipart/form-data": {"schema": {"type": "object", "additionalProperties": {
+                    "oneOf": [{"type": "string"}, {"type": "string", "format": "binary"}]}}}, "application/x-www-form-urlencoded": {"schema": FIELDS},
                 "application/json": {"schema": {"type": "object"}}},
 }}
 

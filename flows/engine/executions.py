@@ -11,14 +11,15 @@ import copy
 import logging
 import random
 import time
+import uuid
 
 from django.db import transaction
 from django.utils import timezone
 
-from .. import dispatch, triggers
+from .. import dispatch, masking, triggers
 from ..definition import parse_flow_cached
 from ..errors import Conflict, NotFound, UserError
-from ..inputs import inputs_resolve
+from ..inputs import InputFiles, inputs_context, inputs_resolve
 from ..models import TERMINAL_STATES, Execution, State, TaskRun, queue_for_group
 from ..selectors import flow_get, tenant_get
 from ..states import execution_mark_killing, execution_save, taskrun_end, taskrun_retry, transition
@@ -130,17 +131,26 @@ def execution_create(*, tenant_key: str, namespace: str, flow_id: str, inputs: d
         raise Conflict(f"flow '{namespace}.{flow_id}' is disabled")
     revision = flow.revisions.get(revision=flow.revision)
     document = parse_flow_cached(revision.source).document
-    resolved = inputs_resolve(document.inputs, inputs or {})
     if labels is not None and (not isinstance(labels, dict) or not all(isinstance(v, (str, int, float, bool)) for v in labels.values())):
         raise UserError("labels must be a mapping of names to plain values", path="labels")
+    execution_id = uuid.uuid4()
+    # FILE inputs are written to the shared storage once every input is valid, and removed if the
+    # execution is not stored after all (docs/inputs.md).
+    files = InputFiles(tenant_key=tenant.key, namespace=namespace, flow_id=flow_id, execution_id=execution_id)
+    resolved = inputs_resolve(document.inputs, inputs or {}, files=files, context=inputs_context(flow, document))
     now = timezone.now()
-    with transaction.atomic():
-        execution = Execution.objects.create(
-            tenant=tenant, flow_revision=revision, namespace=namespace, flow_id=flow_id, inputs=resolved,
-            labels={**document.label_map, **{k: str(v) for k, v in (labels or {}).items()}}, trigger=trigger,
-            state=State.CREATED, state_history=[{"state": State.CREATED, "date": now.isoformat()}],
-        )
-        dispatch.send([dispatch.advance_message(execution_id=execution.id)])
+    try:
+        files.write()
+        with transaction.atomic():
+            execution = Execution.objects.create(
+                id=execution_id, tenant=tenant, flow_revision=revision, namespace=namespace, flow_id=flow_id,
+                inputs=resolved, labels={**document.label_map, **{k: str(v) for k, v in (labels or {}).items()}},
+                trigger=trigger, state=State.CREATED, state_history=[{"state": State.CREATED, "date": now.isoformat()}],
+            )
+            dispatch.send([dispatch.advance_message(execution_id=execution.id)])
+    except BaseException:
+        files.discard()
+        raise
     return execution
 
 
@@ -171,6 +181,10 @@ def taskrun_finish(*, run: TaskRun, task, state: str, outputs: dict, error: str,
     """A worker ended `run` (RUNNING) in `state`: retry it, or end it and advance its execution at
     once, in the worker, so a sequential step costs one broker hop, not two."""
     now = timezone.now()
+    secrets = masking.secret_values(run.execution.inputs)  # SECRET inputs never reach the logs (docs/inputs.md)
+    if secrets:
+        logs = [(level, masking.mask_text(message, secrets)) for level, message in logs]
+        error = masking.mask_text(error, secrets)
     if state == State.FAILED and should_retry(task.retry, run, now):
         delay = retry_delay(task.retry, run.attempt)
         logs = [*logs, ("WARN", f"attempt {run.attempt} failed; retrying in {delay:g}s")]

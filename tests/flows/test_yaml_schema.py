@@ -446,7 +446,6 @@ def test_only_the_process_task_runner_is_accepted():
 @pytest.mark.parametrize("body, bad_id, line, column", [
     ("tasks:\n  - id: 'say hello'\n    type: TASK_TYPE\n    message: hi\n", "'say hello'", 4, 9),
     ("tasks:\n  - id: _hidden\n    type: TASK_TYPE\n    message: hi\n", "_hidden", 4, 9),
-    ("inputs:\n  - id: my.input\n    type: STRING\ntasks:\n  - id: hello\n    type: TASK_TYPE\n    message: hi\n", "my.input", 4, 9),
     ("tasks:\n  - id: hello\n    type: TASK_TYPE\n    message: hi\ntriggers:\n  - id: every night\n    type: TRIGGER_TYPE\n    cron: '0 2 * * *'\n",
      "every night", 8, 9),
 ])
