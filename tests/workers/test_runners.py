@@ -297,3 +297,13 @@ def test_http_responses_are_read_up_to_a_limit(monkeypatch):
         assert (outputs["code"], len(outputs["body"])) == (200, 5000)
     finally:
         server.shutdown()
+
+
+def test_http_triggers_take_only_standard_methods_too():
+    source = ("id: f\nnamespace: company.team\ntasks:\n  - {id: t, type: io.kestra.plugin.core.debug.Return, format: x}\n"
+              "triggers:\n  - id: poll\n    type: io.kestra.plugin.core.http.Trigger\n    uri: http://127.0.0.1:6379/\n"
+              "    method: SET\n")
+    with pytest.raises(UserError) as caught:
+        parse_flow(source)
+    assert [(f.line, f.column) for f in caught.value.faults] == [(9, 13)]
+    assert "'SET' is not an HTTP method" in caught.value.faults[0].message
