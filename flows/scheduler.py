@@ -155,9 +155,8 @@ def _send_evaluation(state: TriggerState, now: datetime, routing: Routing) -> bo
         return False
     if state.evaluation is not None:
         lost = _lost(state, now, routing, route.key)
-        if lost is None:
-            trigger_interval_skip(state=state, next_date=next_date, now=now, error=False,
-                                  reason="the previous evaluation has not ended")
+        if lost is None:  # still under way: this interval is skipped, not queued behind it
+            trigger_interval_skip(state=state, next_date=next_date, now=now)
             return False
         trigger_evaluation_abandon(state=state, reason=lost)
     problem = routing.problem(route.key, flow.tenant)

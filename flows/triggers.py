@@ -229,12 +229,13 @@ def schedule_recover(*, state: TriggerState, next_date: datetime, policy: str, n
 # --- polling triggers: sent to a worker of their group, evaluated there ------------------------
 
 
-def trigger_interval_skip(*, state: TriggerState, next_date: datetime, now: datetime, reason: str,
-                          error: bool) -> bool:
-    """This interval is not evaluated (its group cannot take it, or the last evaluation is still under
-    way): the trigger is due again at `next_date`, with the reason as its last result (and error)."""
+def trigger_interval_skip(*, state: TriggerState, next_date: datetime, now: datetime, reason: str = "",
+                          error: bool = False) -> bool:
+    """This interval is not evaluated: the trigger is due again at `next_date`. With a `reason` (its
+    group cannot take it), that is its last result (and error) and a log line; without one (the last
+    evaluation is still under way, which the state shows), its last result stays."""
     claimed = TriggerState.objects.filter(pk=state.pk, next_date=state.next_date).update(next_date=next_date)
-    if claimed:
+    if claimed and reason:
         TriggerState.objects.filter(pk=state.pk).update(last_result=f"skipped: {reason}", evaluated=now,
                                                         last_error=reason if error else "")
         if state.last_result != f"skipped: {reason}":

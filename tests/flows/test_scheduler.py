@@ -244,7 +244,9 @@ def test_with_no_alive_worker_wait_sends_it_to_wait_in_the_queue(gpu):
     assert state("poll").logs.filter(message="waiting for a worker of worker group 'gpu'").exists()
     driver.tick(now=due_now())  # still waiting: the next interval is skipped, not queued again
     assert len(driver.sent) == 1
-    assert state("poll").last_result == "skipped: the previous evaluation has not ended"
+    poll = state("poll")
+    assert poll.last_result == "waiting for a worker of worker group 'gpu'" and poll.evaluation is not None
+    assert poll.logs.count() == 1
 
 
 @pytest.mark.parametrize("group, error", [
