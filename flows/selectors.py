@@ -7,6 +7,7 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from . import storage
 from .definition import parse_flow_cached
 from .errors import NotFound, UserError
 from .models import (
@@ -250,3 +251,40 @@ def trigger_search(*, tenant: Tenant, namespace: str = "", flow_id: str = "", pa
     start = (page - 1) * size
     results = matching.select_related("flow__tenant").order_by("flow__namespace", "flow__flow_id", "trigger_id")
     return list(results[start:start + size]), matching.count()
+
+
+# --- namespace files (docs/namespace-files.md): read from the shared storage ---------------------
+
+
+def namespace_files_root(namespace: str) -> str:
+    """The storage path of a namespace's files; a namespace must be a valid dotted name, and none of
+    its segments may start with `_` (`company._files` would be `company`'s own files)."""
+    from .schema import NAMESPACE_PATTERN
+
+    if not isinstance(namespace, str) or not NAMESPACE_PATTERN.match(namespace):
+        raise UserError(f"invalid namespace '{namespace}': use lowercase dotted names like company.team",
+                        path="namespace")
+    if any(part.startswith("_") for part in namespace.split(".")):
+        raise UserError(f"namespace '{namespace}' has a segment starting with '_': it cannot hold files",
+                        path="namespace")
+    return storage.namespace_files_prefix(namespace)
+
+
+def namespace_file_read(*, tenant: Tenant, namespace: str, path: str) -> bytes:
+    relative = storage.clean_path(path)
+    full = f"{namespace_files_root(namespace)}/{relative}"
+    if not storage.exists(tenant_key=tenant.key, path=full) or storage.walk_files(tenant_key=tenant.key, path=full):
+        raise NotFound(f"no namespace file '{relative}' in namespace '{namespace}'")
+    return storage.read(tenant_key=tenant.key, path=full)
+
+
+def namespace_files_list(*, tenant: Tenant, namespace: str, path: str = "") -> list:
+    """The entries of one directory of a namespace's files (`storage.Entry`), directories first."""
+    relative = storage.clean_path(path, allow_root=True)
+    root = namespace_files_root(namespace)
+    return storage.list_directory(tenant_key=tenant.key, path=f"{root}/{relative}" if relative else root)
+
+
+def namespace_files_all(*, tenant: Tenant, namespace: str) -> list[str]:
+    """Every file of a namespace, as paths relative to its root."""
+    return storage.walk_files(tenant_key=tenant.key, path=namespace_files_root(namespace))

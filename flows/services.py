@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from . import permissions
+from . import permissions, storage
 from .definition import ParsedFlow, document_json, parse_flow
 from .errors import Conflict, Fault, NotFound, UserError
 from .models import (
@@ -19,7 +19,7 @@ from .models import (
 )
 from .routing import worker_group_allows
 from .schema import NAMESPACE_PATTERN
-from .selectors import flow_get, tenant_get
+from .selectors import flow_get, namespace_files_root, tenant_get
 from .triggers import triggers_sync
 
 FALLBACKS = ("WAIT", "FAIL", "CANCEL")
@@ -306,3 +306,51 @@ def membership_remove(*, username: str, tenant_key: str) -> None:
     deleted, _ = Membership.objects.filter(user=user, tenant=tenant_get(tenant_key)).delete()
     if not deleted:
         raise NotFound(f"user '{user.username}' has no role in tenant '{tenant_key}'")
+
+
+# --- namespace files (docs/namespace-files.md): written to the shared storage --------------------
+
+
+def namespace_file_put(*, tenant_key: str, namespace: str, path: str, content) -> str:
+    """Store one file (bytes or a Django File) at `path` among the namespace's files, replacing
+    it; returns its `kestra:///…` URI. A bad path or namespace, or a file over the size cap,
+    stores nothing."""
+    tenant = tenant_get(tenant_key)
+    relative = storage.clean_path(path)
+    root = namespace_files_root(namespace)
+    if storage.walk_files(tenant_key=tenant.key, path=f"{root}/{relative}"):
+        raise Conflict(f"'{relative}' is a directory of namespace '{namespace}'", path="path")
+    return storage.put(tenant_key=tenant.key, path=f"{root}/{relative}", content=content, where="path")
+
+
+def namespace_file_delete(*, tenant_key: str, namespace: str, path: str) -> int:
+    """Delete a file, or a directory and every file under it; returns how many files went."""
+    tenant = tenant_get(tenant_key)
+    relative = storage.clean_path(path)
+    full = f"{namespace_files_root(namespace)}/{relative}"
+    if not storage.exists(tenant_key=tenant.key, path=full) and not storage.walk_files(tenant_key=tenant.key, path=full):
+        raise NotFound(f"no namespace file or directory '{relative}' in namespace '{namespace}'")
+    return storage.delete_tree(tenant_key=tenant.key, path=full)
+
+
+def namespace_files_upload(*, tenant_key: str, namespace: str, files: dict) -> list[str]:
+    """Store several files (relative path → bytes) at once: every path and size is checked first,
+    so a bad one stores none of them. Returns the paths stored."""
+    tenant_get(tenant_key)
+    root = namespace_files_root(namespace)
+    faults, checked = [], {}
+    for path, content in files.items():
+        try:
+            relative = storage.clean_path(path, where=path)
+        except UserError as error:
+            faults.extend(error.faults)
+            continue
+        if len(content) > storage.max_file_bytes():
+            faults.append(Fault(f"the file is {len(content)} bytes: at most {storage.max_file_bytes()} bytes "
+                                "(STORAGE_MAX_FILE_BYTES)", path=path))
+        checked[relative] = content
+    if faults:
+        raise UserError(faults)
+    for relative, content in checked.items():
+        storage.put(tenant_key=tenant_key, path=f"{root}/{relative}", content=content, where=relative)
+    return sorted(checked)

@@ -237,13 +237,14 @@ def _prune_directories(tenant_key: str, path: str) -> None:
 def _glob_regex(pattern: str) -> re.Pattern:
     """Java's glob syntax, as Kestra matches namespace files: `*` stays within a segment, `**`
     crosses segments, `?` one character, `{a,b}` alternatives, `[...]` classes. Patterns are
-    matched against `/dir/file.py`; one that starts with a word character matches at any depth
-    (`test.txt` is `**/test.txt`); `regex:` and `glob:` prefixes are honoured."""
+    matched against `/dir/file.py`; one that starts neither with `/` nor with `**` matches at any
+    depth (`test.txt` is `**/test.txt`, as in Kestra; `*.py` is `**/*.py`, where Kestra would match
+    nothing); `regex:` and `glob:` prefixes are honoured."""
     if pattern.startswith("regex:"):
         return re.compile(pattern[len("regex:"):])
     if pattern.startswith("glob:"):
         pattern = pattern[len("glob:"):]
-    elif re.match(r"\w", pattern):
+    elif not pattern.startswith(("/", "**")):
         pattern = "**/" + pattern
     out, index, in_group = [], 0, False
     while index < len(pattern):

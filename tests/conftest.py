@@ -22,6 +22,17 @@ def shared_storage(tmp_path_factory):
         yield directory
 
 
+@pytest.fixture(autouse=True)
+def empty_storage(shared_storage):
+    """Each test starts with no stored files, as it starts with no rows."""
+    import shutil
+    from pathlib import Path
+
+    yield
+    for child in Path(shared_storage).iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
 @pytest.fixture(scope="session")
 def redis_url():
     try:

@@ -32,6 +32,8 @@ from flows.durations import parse_duration
 from flows.expressions import is_truthy, render_deep
 from flows.schema import HTTP_METHODS, output_files_problem
 
+from . import workdir as storage_files  # the working directory and the shared storage (docs/storage.md)
+
 OUTPUT_LINE = re.compile(r"^::(\{.*\})::\s*$")
 MAX_LINE_CHARS = 10_000  # a longer line is kept cut, with a mark
 MAX_VARS_BYTES = 1_000_000  # `::{"outputs": ...}::` lines of one task run
@@ -290,12 +292,8 @@ def run_script(task, runtime: Runtime) -> dict:
         python = _python_for(user)
         for name in ("python", "python3"):
             (bin_dir / name).symlink_to(python)
-        for name, content in (runtime.render(task.inputFiles) or {}).items():
-            target = (workdir / name).resolve()
-            if workdir.resolve() not in target.parents:
-                raise TaskFailed(f"inputFiles: '{name}' points outside the working directory")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(str(content))
+        storage_files.lay_namespace_files(task, runtime, workdir)  # then inputFiles, which may replace them
+        storage_files.lay_input_files(task, runtime, workdir)
         argv = _script_argv(task, workdir, runtime)
         env = script_environment(runtime.render(task.env), home=workdir, bin_dir=bin_dir, user=user)
         _hand_over(workdir, user)
@@ -310,7 +308,8 @@ def run_script(task, runtime: Runtime) -> dict:
             _kill_group(process)  # whatever happened, nothing it started outlives it
         if patterns:
             try:
-                outputs["outputFiles"] = _collect_output_files(workdir, patterns, runtime, user)
+                outputs["outputFiles"] = storage_files.store_output_files(
+                    runtime, _collect_output_files(workdir, patterns, runtime, user))
             except TaskFailed as failure:
                 raise TaskFailed(str(failure), outputs) from None
         if process.returncode != 0:
@@ -463,7 +462,7 @@ def _collect_output_files(workdir: Path, patterns: list[str], runtime: Runtime, 
     symbolic link (every directory is opened relative to its parent, O_NOFOLLOW), within the caps
     OUTPUT_FILES_MAX_COUNT and OUTPUT_FILES_MAX_BYTES."""
     globs = [_Glob(pattern) for pattern in patterns]
-    found: dict[str, str] = {}
+    found: dict[str, bytes] = {}
     budget = {"entries": 0, "bytes": 0}
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -517,7 +516,7 @@ def _collect_output_files(workdir: Path, patterns: list[str], runtime: Runtime, 
                 raise TaskFailed(f"outputFiles: the files that match are larger than {settings.OUTPUT_FILES_MAX_BYTES} "
                                  f"bytes in all, '{relative}' included (OUTPUT_FILES_MAX_BYTES)")
             budget["bytes"] += len(content)
-            found[relative] = content.decode("utf-8", errors="replace")
+            found[relative] = content
 
     root = os.open(workdir, flags | os.O_DIRECTORY)
     try:

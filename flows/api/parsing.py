@@ -1,10 +1,14 @@
 """What ninja does not read for us: raw text bodies (flow sources, JSON before ninja checks it),
-execution inputs as form fields or JSON, and `key:value` labels."""
+execution inputs as form fields (files included) or JSON, namespace files, and `key:value` labels."""
 import json
 
+from django.core.files.base import ContentFile
+from django.http.multipartparser import MultiPartParser, MultiPartParserError
+
+from flows import storage
 from flows.errors import Fault, UserError
 
-from .errors import MalformedBody, UnsupportedMediaType
+from .errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
@@ -60,3 +64,25 @@ def labels_dict(labels: list[str]) -> dict:
             raise UserError(f"label '{item}' must be written key:value", path="labels")
         result[key.strip()] = value
     return result
+
+
+def file_body(request):
+    """A file sent as the raw body (any content type) or as the multipart part `fileContent` (or
+    the only part), read up to STORAGE_MAX_FILE_BYTES: a larger one is refused with 413 before it
+    is stored. Returns a Django File."""
+    limit = storage.max_file_bytes()
+    if request.content_type == "multipart/form-data":
+        try:  # Django parses multipart bodies of POST requests only; PUT is parsed here
+            _, files = MultiPartParser(request.META, request, request.upload_handlers, request.encoding).parse()
+        except MultiPartParserError as error:
+            raise MalformedBody(f"the multipart body cannot be read: {error}") from None
+        upload = files.get("fileContent") or (next(iter(files.values())) if len(files) == 1 else None)
+        if upload is None:
+            raise MalformedBody("send the file as the multipart part 'fileContent'")
+        if upload.size > limit:
+            raise PayloadTooLarge(f"the file is {upload.size} bytes: at most {limit} bytes (STORAGE_MAX_FILE_BYTES)")
+        return upload
+    content = request.read(limit + 1)
+    if len(content) > limit:
+        raise PayloadTooLarge(f"the file is larger than {limit} bytes (STORAGE_MAX_FILE_BYTES)")
+    return ContentFile(content)

@@ -399,3 +399,28 @@ class TriggerState(Schema):
 class TriggerSearch(Schema):
     results: list[TriggerState]
     total: int
+
+
+# --- namespace files (docs/namespace-files.md) ------------------------------------------------
+
+
+class FileAttributes(Schema):
+    """One entry of a namespace files directory, as Kestra lists it."""
+
+    fileName: str
+    type: Literal["File", "Directory"]
+    size: int
+    lastModifiedTime: datetime | None
+
+    @classmethod
+    def of(cls, entry) -> "FileAttributes":
+        return cls(fileName=entry.name, type="Directory" if entry.is_directory else "File", size=entry.size,
+                   lastModifiedTime=entry.modified)
+
+
+class NamespaceFileStored(Schema):
+    """A namespace file just stored: its path and the `kestra:///…` URI tasks may name it by."""
+
+    path: str
+    uri: str
+    size: int

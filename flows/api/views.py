@@ -16,9 +16,10 @@ from flows.permissions import (
     require_superuser, tenant_for, tenants_for, visible_tenant_keys, worker_group_for, worker_groups_visible,
 )
 
-from .parsing import inputs_body, labels_dict, text_body
+from .parsing import file_body, inputs_body, labels_dict, text_body
 from .schemas import (
-    Error, Execution, ExecutionSearch, Flow, FlowValidation, LogEntry, LogLevel, Namespace, NamespaceBody, Tenant,
+    Error, Execution, ExecutionSearch, FileAttributes, Flow, FlowValidation, LogEntry, LogLevel, Namespace,
+    NamespaceBody, NamespaceFileStored, Tenant,
     TenantBody, TriggerSearch, TriggerState, WorkerGroup, WorkerGroupCreateBody, WorkerGroupUpdateBody,
 )
 
@@ -114,6 +115,60 @@ def namespace_update(request, tenant: str, namespace: str, body: NamespaceBody):
     same_as_path(body.id, namespace, path="id")
     services.namespace_set(tenant_key=tenant, name=namespace, **body.defaults())
     return namespace_get(request, tenant, namespace)
+
+
+# --- namespace files (docs/namespace-files.md) -----------------------------------------------
+
+namespace_files = Router(tags=["Files"])
+FILE_BODY = {"requestBody": {
+    "required": True,
+    "description": "The file's bytes as the body (any content type), or a multipart form whose part "
+                   "`fileContent` is the file (Kestra's form).",
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                "multipart/form-data": {"schema": {"type": "object", "properties": {
+                    "fileContent": {"type": "string", "format": "binary"}}}}},
+}}
+PathQuery = Query(..., description="The file's path in the namespace, e.g. `scripts/ml_on_gpu.py`.")
+
+
+@namespace_files.get("{tenant}/namespaces/{namespace}/files", response={200: None, (401, 404, 422): Error},
+                     openapi_extra={"responses": {"200": {"description": "The file's bytes", "content": {
+                         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}})
+def namespace_file_get(request, tenant: str, namespace: str, path: str = PathQuery):
+    """A namespace file's content. Viewer."""
+    content = selectors.namespace_file_read(tenant=tenant_for(request.auth, tenant, Role.VIEWER),
+                                            namespace=namespace, path=path)
+    response = HttpResponse(content, content_type="application/octet-stream")
+    response["Content-Disposition"] = f'attachment; filename="{path.rstrip("/").rsplit("/", 1)[-1]}"'
+    return response
+
+
+@namespace_files.get("{tenant}/namespaces/{namespace}/files/directory",
+                     response={200: list[FileAttributes], (401, 404, 422): Error})
+def namespace_file_directory(request, tenant: str, namespace: str,
+                             path: str = Query("", description="A directory; empty for the root.")):
+    """The files and directories in one directory of the namespace's files. Viewer."""
+    entries = selectors.namespace_files_list(tenant=tenant_for(request.auth, tenant, Role.VIEWER),
+                                             namespace=namespace, path=path)
+    return [FileAttributes.of(entry) for entry in entries]
+
+
+@namespace_files.api_operation(["PUT", "POST"], "{tenant}/namespaces/{namespace}/files", openapi_extra=FILE_BODY,
+                               response={200: NamespaceFileStored, (400, 401, 403, 404, 409, 413, 422): Error})
+def namespace_file_put(request, tenant: str, namespace: str, path: str = PathQuery):
+    """Store a namespace file, replacing it (`PUT` or Kestra's multipart `POST`). Developer."""
+    tenant_for(request.auth, tenant, Role.DEVELOPER)
+    content = file_body(request)
+    uri = services.namespace_file_put(tenant_key=tenant, namespace=namespace, path=path, content=content)
+    return NamespaceFileStored(path=uri.split("/_files/", 1)[1], uri=uri, size=content.size)
+
+
+@namespace_files.delete("{tenant}/namespaces/{namespace}/files", response={204: None, (401, 403, 404, 422): Error})
+def namespace_file_delete(request, tenant: str, namespace: str, path: str = PathQuery):
+    """Delete a namespace file, or a directory and everything in it. Developer."""
+    tenant_for(request.auth, tenant, Role.DEVELOPER)
+    services.namespace_file_delete(tenant_key=tenant, namespace=namespace, path=path)
+    return HttpResponse(status=204)
 
 
 # --- tenants ----------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from django.contrib.auth import get_user_model
 from flows.api.api import api as ninja_api
 from flows.engine import execution_create
 from flows.models import LogLine
-from flows.services import flow_upload, tenant_create, token_create, worker_group_create
+from flows import storage
+from flows.services import flow_upload, namespace_file_put, tenant_create, token_create, worker_group_create
 from tests.support.auth import api_client, user_with
 
 pytestmark = pytest.mark.django_db
@@ -41,6 +42,7 @@ def world():
         flow_upload(source=FLOW, tenant_key=tenant)
         execution = execution_create(tenant_key=tenant, namespace="company.team", flow_id="etl")
         LogLine.objects.create(execution=execution, task_id="say", message="secret: s3cr3t")
+        namespace_file_put(tenant_key=tenant, namespace="company.team", path="data/a.txt", content=b"secret: s3cr3t")
         ids[tenant] = str(execution.id)
     return ids
 
@@ -48,13 +50,15 @@ def world():
 def snapshot() -> dict:
     """Every row of every table the product and its users have (when a token was last used aside)."""
     models = [*apps.get_app_config("flows").get_models(include_auto_created=True), get_user_model()]
-    return {
+    files = {(tenant, path): storage.read(tenant_key=tenant, path=path)
+             for tenant in ("main", "other") for path in storage.walk_files(tenant_key=tenant, path="")}
+    return {"stored files": files, **{
         model._meta.label: sorted(
             repr(row) for row in model.objects.values_list(
                 *[f.attname for f in model._meta.concrete_fields if f.name != "last_used"])
         )
         for model in models
-    }
+    }}
 
 
 # (method, path as ninja registers it, the role it needs, the request: url and body). `{x}` is the
@@ -87,6 +91,16 @@ CASES = [
     ("POST", "/api/v1/{tenant}/executions/{namespace}/{id}", "developer", "/api/v1/main/executions/company.team/etl",
      None),
     ("GET", "/api/v1/{tenant}/triggers/search", "viewer", "/api/v1/main/triggers/search", None),
+    ("GET", "/api/v1/{tenant}/namespaces/{namespace}/files", "viewer",
+     "/api/v1/main/namespaces/company.team/files?path=data/a.txt", None),
+    ("GET", "/api/v1/{tenant}/namespaces/{namespace}/files/directory", "viewer",
+     "/api/v1/main/namespaces/company.team/files/directory?path=data", None),
+    ("PUT", "/api/v1/{tenant}/namespaces/{namespace}/files", "developer",
+     "/api/v1/main/namespaces/company.team/files?path=data/b.txt", "print('new')"),
+    ("POST", "/api/v1/{tenant}/namespaces/{namespace}/files", "developer",
+     "/api/v1/main/namespaces/company.team/files?path=data/c.txt", "print('new')"),
+    ("DELETE", "/api/v1/{tenant}/namespaces/{namespace}/files", "developer",
+     "/api/v1/main/namespaces/company.team/files?path=data/a.txt", None),
 ]
 # Instance resources any authenticated user may read, as far as it concerns their tenants
 # (test_worker_groups_show_a_member_only_their_tenants below).

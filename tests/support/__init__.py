@@ -169,3 +169,11 @@ def task_runs(execution) -> dict:
     for run in execution.task_runs.order_by("created", "task_id"):
         runs.setdefault(run.task_id, []).append(run)
     return {task_id: items[0] if len(items) == 1 else items for task_id, items in runs.items()}
+
+
+def stored_texts(uris: dict, *, tenant: str = "main") -> dict:
+    """`outputFiles` outputs (name → kestra:/// URI) read back from the shared storage as text."""
+    from flows import storage
+
+    return {name: storage.read(tenant_key=tenant, path=uri[len(storage.SCHEME):].lstrip("/")).decode()
+            for name, uri in uris.items()}

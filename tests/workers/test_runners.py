@@ -16,6 +16,7 @@ from flows.definition import parse_flow
 from flows.errors import UserError
 from flows.schema import Task
 from workers import runners
+from tests.support import stored_texts
 from workers.runners import Runtime, TaskFailed, TaskStopped, run_http_request, run_script
 
 SHELL = "io.kestra.plugin.scripts.shell.Commands"
@@ -28,10 +29,15 @@ def task(**properties):
     return TASKS.validate_python({"id": "t", "type": SHELL, **properties})
 
 
+# A task run's own scope: where its outputFiles go in the shared storage (docs/storage.md).
+CONTEXT = {"flow": {"id": "f", "namespace": "company.team", "tenantId": "main"}, "execution": {"id": "e1"},
+           "task": {"id": "t"}, "taskrun": {"id": "r1"}}
+
+
 def runtime(*, timeout: float | None = None, killed_after: float | None = None) -> Runtime:
     started = time.monotonic()
     return Runtime(
-        context={}, deadline=started + timeout if timeout else None, timeout_text=f"PT{timeout}S",
+        context=CONTEXT, deadline=started + timeout if timeout else None, timeout_text=f"PT{timeout}S",
         is_killed=lambda: killed_after is not None and time.monotonic() - started > killed_after,
     )
 
@@ -98,7 +104,7 @@ def test_a_root_worker_runs_scripts_as_the_script_user_in_a_directory_it_owns(tm
                          "outputFiles": ["*.txt"]})
     assert messages(logs)[0] == settings.SCRIPT_USER
     assert "refused" in messages(logs)
-    assert outputs["outputFiles"] == {"mine.txt": "written\n"}
+    assert stored_texts(outputs["outputFiles"]) == {"mine.txt": "written\n"}
     assert not (private / "escaped").exists()
 
 
@@ -110,7 +116,8 @@ def test_python_scripts_run_as_the_script_user_too():
         "script": "import os, pwd\nopen('out.txt', 'w').write(pwd.getpwuid(os.getuid()).pw_name)\n"
                   "print('::{\"outputs\": {\"ok\": true}}::')\n",
     }), rt)
-    assert outputs == {"exitCode": 0, "vars": {"ok": True}, "outputFiles": {"out.txt": settings.SCRIPT_USER}}
+    assert outputs["outputFiles"] == {"out.txt": "kestra:///company/team/f/executions/e1/tasks/t/r1/out.txt"}
+    assert stored_texts(outputs["outputFiles"]) == {"out.txt": settings.SCRIPT_USER}
 
 
 @AS_ROOT
@@ -152,7 +159,7 @@ def test_output_files_never_follow_symbolic_links(tmp_path):
                      "ln -s / root", "echo ok > ok.txt", "mkdir -p sub && echo deep > sub/deep.txt"],
         "outputFiles": ["*", "**/*", "db.txt", "hostname.txt", "d/root/etc/hostname", "root/etc/*"],
     })
-    assert outputs["outputFiles"] == {"ok.txt": "ok\n", "sub/deep.txt": "deep\n"}
+    assert stored_texts(outputs["outputFiles"]) == {"ok.txt": "ok\n", "sub/deep.txt": "deep\n"}
     assert time.monotonic() - started < 10  # today: the walk of / grows the worker to 8 GB
 
 
@@ -183,7 +190,7 @@ def test_the_walk_for_output_files_is_bounded(monkeypatch):
         run({"commands": ["mkdir d && cd d && touch $(seq 100)"], "outputFiles": ["**/*.txt"]})
     outputs, _ = run({"commands": ["mkdir d && cd d && touch $(seq 100) && cd .. && echo r > result.txt"],
                       "outputFiles": ["result.txt"]})  # a pattern that cannot match inside d never walks it
-    assert outputs["outputFiles"] == {"result.txt": "r\n"}
+    assert stored_texts(outputs["outputFiles"]) == {"result.txt": "r\n"}
 
 
 # --- output volume -------------------------------------------------------------------------------

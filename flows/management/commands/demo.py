@@ -8,7 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from flows.errors import UserError
 from flows.selectors import DEFAULT_TENANT, tenant_get
 from flows.models import WorkerGroup
-from flows.services import flow_upload, worker_group_create
+from flows.management.commands.nsfiles import directory_files
+from flows.services import flow_upload, namespace_files_upload, worker_group_create
 
 DEMO_GROUP = "gpu"
 ADMIN_USERNAME = "admin"
@@ -16,7 +17,8 @@ ADMIN_PASSWORD = "admin"
 
 
 class Command(BaseCommand):
-    help = "Create the demo tenant, the 'gpu' worker group, the flows of examples/ and an admin/admin superuser."
+    help = ("Create the demo tenant, the 'gpu' worker group, the flows of examples/ (and the namespace files of "
+            "examples/files/<namespace>/) and an admin/admin superuser.")
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -43,6 +45,14 @@ class Command(BaseCommand):
             except UserError as error:
                 raise CommandError(f"{path}:\n{error.message}") from None
             self.stdout.write(f"flow {flow.namespace}.{flow.flow_id} (revision {flow.revision}) from {path.name}")
+        # Namespace files the examples run: examples/files/<namespace>/... (docs/namespace-files.md).
+        for directory in sorted(path for path in (Path(examples) / "files").glob("*") if path.is_dir()):
+            try:
+                stored = namespace_files_upload(tenant_key=tenant.key, namespace=directory.name,
+                                                files=directory_files(directory))
+            except UserError as error:
+                raise CommandError(f"{directory}:\n{error.message}") from None
+            self.stdout.write(f"namespace files of {directory.name}: {', '.join(stored)}")
 
         User = get_user_model()
         if User.objects.filter(username=ADMIN_USERNAME).exists():
