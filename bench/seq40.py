@@ -47,6 +47,7 @@ def main() -> None:
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")
     os.environ["WORKER_HEARTBEAT_INTERVAL"] = "1"
     os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings"
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver")  # Django's test Client is the API caller
     processes = []
     try:
         import django
@@ -62,6 +63,7 @@ def main() -> None:
                  "--concurrency=1", "--loglevel=WARNING", "--without-mingle", "--without-gossip"],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
             ))
+        from django.contrib.auth import get_user_model
         from django.test import Client
 
         from flows.models import Execution
@@ -74,7 +76,9 @@ def main() -> None:
             f"  - id: step{i}\n    type: io.kestra.plugin.core.debug.Return\n    format: \"{i}\"\n" for i in range(args.tasks)
         )
         flow_upload(source=f"id: seq{args.tasks}\nnamespace: bench\ntasks:\n{tasks}", tenant_key="main")
-        client = Client(HTTP_AUTHORIZATION=f"Bearer {token_create(username='bench')}")
+        token = token_create(username="bench")
+        get_user_model().objects.filter(username="bench").update(is_superuser=True)  # a member of every tenant
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
 
         ping = app.signature("workers.ping", queue="default")
         ping.apply_async().get(timeout=30)  # warm the connection and the worker

@@ -323,7 +323,7 @@ def _follow(process: subprocess.Popen, runtime: Runtime) -> tuple[dict, bool]:
     """Log the script's output as it comes (within the log caps) and collect its `vars` until it
     exits; then end what it left running in its process group. A kill or a timeout stops the whole
     group. Returns the outputs and whether it wrote to stderr."""
-    lines: queue.Queue = queue.Queue(maxsize=10_000)
+    lines: queue.Queue = queue.Queue(maxsize=1_000)  # at most 1,000 lines of MAX_LINE_CHARS wait to be read
     pumps = [threading.Thread(target=_pump, args=(process.stdout, "INFO", lines), daemon=True),
              threading.Thread(target=_pump, args=(process.stderr, "WARN", lines), daemon=True)]
     for pump in pumps:
