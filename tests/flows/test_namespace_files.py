@@ -122,3 +122,45 @@ def test_the_seed_example_runs_a_namespace_file_on_gpu_and_passes_its_output_fil
     model = stored_texts({"m": uri})["m"].strip()
     messages = [line.message for line in report.logs.order_by("id")]
     assert model in messages and "accuracy 0.93" in messages
+
+
+FILE_AND_SECRET = """\
+id: with_file
+namespace: company.team
+inputs:
+  - id: data
+    type: FILE
+  - id: password
+    type: SECRET
+tasks:
+  - id: read
+    type: io.kestra.plugin.scripts.shell.Commands
+    inputFiles:
+      data.csv: "{{ inputs.data }}"
+    commands:
+      - cat data.csv
+      - echo "uri {{ inputs.data }}"
+      - echo "password {{ inputs.password }}"
+  - id: fail
+    type: io.kestra.plugin.core.execution.Fail
+    errorMessage: "bad password {{ inputs.password }}"
+    allowFailure: true
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_file_input_reaches_the_script_and_a_secret_never_reaches_the_logs(engine):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    flow = flow_upload(source=FILE_AND_SECRET, tenant_key="main")
+    execution = execution_create(tenant_key="main", namespace=flow.namespace, flow_id=flow.flow_id, inputs={
+        "data": SimpleUploadedFile("orders.csv", b"id,total\n1,10\n"), "password": "hunter2-secret"})
+    execution = wait_execution(execution.id)
+    runs = task_runs(execution)
+    assert execution.state == "WARNING"
+    lines = [line.message for line in runs["read"].logs.order_by("id")]
+    assert lines[:2] == ["id,total", "1,10"]
+    assert lines[2] == f"uri kestra:///company/team/with_file/executions/{execution.id}/inputs/data/orders.csv"
+    assert lines[3] == "password ******"
+    assert runs["fail"].error == "bad password ******"
+    assert "hunter2" not in str(list(execution.logs.values_list("message", flat=True)))
