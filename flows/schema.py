@@ -110,27 +110,37 @@ class TaskBase(Strict):
 
 
 class ReturnTask(TaskBase):
+    """Renders `format` and returns it as the output `value`."""
+
     type: Literal["io.kestra.plugin.core.debug.Return"]
     format: Any = None
 
 
 class LogTask(TaskBase):
+    """Writes `message` (or each of a list of messages) to the task run's logs at `level`."""
+
     type: Literal["io.kestra.plugin.core.log.Log"]
     message: str | list[str]
     level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
 
 
 class SleepTask(TaskBase):
+    """Waits for `duration` (ISO-8601), stopping promptly on a kill or a timeout."""
+
     type: Literal["io.kestra.plugin.core.flow.Sleep"]
     duration: Duration
 
 
 class OutputValuesTask(TaskBase):
+    """Renders `values` and returns them as the output `values`."""
+
     type: Literal["io.kestra.plugin.core.output.OutputValues"]
     values: dict[str, Any] = Field(default_factory=dict)
 
 
 class FailTask(TaskBase):
+    """Fails with `errorMessage`, or only when `condition` is true."""
+
     type: Literal["io.kestra.plugin.core.execution.Fail"]
     errorMessage: str = "Task failure"
     condition: Any = None
@@ -169,26 +179,36 @@ class ScriptBase(TaskBase):
 
 
 class ShellCommandsTask(ScriptBase):
+    """Runs `commands` with /bin/sh in a working directory of its own (docs/security-scripts.md)."""
+
     type: Literal["io.kestra.plugin.scripts.shell.Commands"]
     commands: list[str] = Field(min_length=1)
 
 
 class ShellScriptTask(ScriptBase):
+    """Runs `script` with /bin/sh in a working directory of its own (docs/security-scripts.md)."""
+
     type: Literal["io.kestra.plugin.scripts.shell.Script"]
     script: str
 
 
 class PythonCommandsTask(ScriptBase):
+    """Runs `commands` (e.g. `python main.py`) in a working directory of its own, with the worker's Python."""
+
     type: Literal["io.kestra.plugin.scripts.python.Commands"]
     commands: list[str] = Field(min_length=1)
 
 
 class PythonScriptTask(ScriptBase):
+    """Runs the Python `script` in a working directory of its own, with the worker's Python."""
+
     type: Literal["io.kestra.plugin.scripts.python.Script"]
     script: str
 
 
 class HttpRequestTask(TaskBase):
+    """Sends an HTTP request; outputs `code`, `headers`, `body` and `uri`."""
+
     type: Literal["io.kestra.plugin.core.http.Request"]
     uri: str
     method: HttpMethod = "GET"
@@ -209,17 +229,23 @@ class FlowableBase(TaskBase):
 
 
 class SequentialTask(FlowableBase):
+    """Runs its `tasks` one after the other."""
+
     type: Literal["io.kestra.plugin.core.flow.Sequential"]
     tasks: list["Task"] = Field(min_length=1)
 
 
 class ParallelTask(FlowableBase):
+    """Runs its `tasks` at the same time, at most `concurrent` at once (0: no limit)."""
+
     type: Literal["io.kestra.plugin.core.flow.Parallel"]
     tasks: list["Task"] = Field(min_length=1)
     concurrent: int = Field(default=0, ge=0)
 
 
 class IfTask(FlowableBase):
+    """Runs `then` when `condition` is true, else `else`."""
+
     type: Literal["io.kestra.plugin.core.flow.If"]
     condition: Any
     then: list["Task"] = Field(min_length=1)
@@ -227,6 +253,8 @@ class IfTask(FlowableBase):
 
 
 class SwitchTask(FlowableBase):
+    """Runs the tasks of the case whose key equals the rendered `value`, else `defaults`."""
+
     type: Literal["io.kestra.plugin.core.flow.Switch"]
     value: Any
     cases: dict[str, list["Task"]] = Field(default_factory=dict)
@@ -234,6 +262,8 @@ class SwitchTask(FlowableBase):
 
 
 class ForEachTask(FlowableBase):
+    """Runs its `tasks` once per item of `values` (`taskrun.value`), `concurrencyLimit` at once (0: no limit)."""
+
     type: Literal["io.kestra.plugin.core.flow.ForEach"]
     values: Any
     concurrencyLimit: int = Field(default=1, ge=0)
@@ -272,6 +302,8 @@ class TriggerBase(Strict):
 
 
 class ScheduleTrigger(TriggerBase):
+    """Starts an execution at each date of `cron`, evaluated by the scheduler."""
+
     type: Literal["io.kestra.plugin.core.trigger.Schedule"]
     withSeconds: bool = False
     timezone: str = "UTC"
@@ -316,6 +348,8 @@ class PollingTriggerBase(TriggerBase):
 
 
 class HttpTrigger(PollingTriggerBase):
+    """Calls `uri` every `interval` on a worker of its group, and starts an execution when `responseCondition` is true."""
+
     # Also accepted under its older name, as in Kestra.
     type: Literal["io.kestra.plugin.core.http.Trigger", "io.kestra.plugin.fs.http.Trigger"]
     uri: str
@@ -327,6 +361,8 @@ class HttpTrigger(PollingTriggerBase):
 
 
 class LocalFileTrigger(PollingTriggerBase):
+    """Watches a directory on a worker of its group every `interval`, and starts an execution per new file."""
+
     type: Literal["io.kestra.plugin.fs.local.Trigger"]
     directory: str | None = None
     from_: str | None = Field(default=None, alias="from")  # Kestra's name for `directory`

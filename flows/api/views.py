@@ -15,6 +15,7 @@ from flows.models import Role, State
 from flows.permissions import (
     require_superuser, tenant_for, tenants_for, visible_tenant_keys, worker_group_for, worker_groups_visible,
 )
+from flows.reference import flow_json_schema
 
 from .parsing import file_body, inputs_body, labels_dict, text_body
 from .schemas import (
@@ -169,6 +170,19 @@ def namespace_file_delete(request, tenant: str, namespace: str, path: str = Path
     tenant_for(request.auth, tenant, Role.DEVELOPER)
     services.namespace_file_delete(tenant_key=tenant, namespace=namespace, path=path)
     return HttpResponse(status=204)
+
+
+# --- plugins: the flow's JSON Schema (docs/api.md) ----------------------------------------------
+
+# No token: editors' YAML language servers fetch it without one, and it holds nothing of any tenant
+# (it is docs/flow.schema.json, as /api/v1/openapi.json is open too).
+plugins = Router(tags=["Plugins"], auth=None)
+
+
+@plugins.get("plugins/schemas/flow", response={200: dict})
+def flow_schema(request):
+    """The flow document's JSON Schema (draft 2020-12): every task, trigger and input type."""
+    return flow_json_schema()
 
 
 # --- tenants ----------------------------------------------------------------------------------
