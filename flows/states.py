@@ -85,6 +85,15 @@ def taskrun_claim(*, taskrun_id, attempt: int, worker_id: str, when: datetime) -
     return run
 
 
+def taskrun_claimed(*, taskrun_id, attempt: int, worker_id: str) -> TaskRun | None:
+    """The task run if `worker_id` holds it, RUNNING at this attempt: a claim whose answer was lost."""
+    return (
+        TaskRun.objects.select_related("execution__flow_revision", "execution__tenant")
+        .filter(id=taskrun_id, state=State.RUNNING, attempt=attempt, worker_id=worker_id)
+        .first()
+    )
+
+
 def taskrun_end(*, run: TaskRun, state: str, outputs: dict, error: str, logs: list[tuple[str, str]],
                 when: datetime) -> bool:
     """RUNNING → a final state, with the attempt recorded and the task's log lines."""
