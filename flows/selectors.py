@@ -146,9 +146,21 @@ def execution_logs(execution: Execution, *, min_level: str = "", page: int = 1,
 # --- workers and worker groups ----------------------------------------------------------------
 
 
+# How long a heartbeat older than 3 intervals may still count, while the database itself was out.
+OUTAGE_GRACE = timedelta(minutes=10)
+
+
 def alive_since():
-    """A worker is alive while its last heartbeat is younger than 3 heartbeat intervals."""
-    return timezone.now() - timedelta(seconds=3 * settings.WORKER_HEARTBEAT_INTERVAL)
+    """A worker is alive while its last heartbeat is younger than 3 heartbeat intervals, once the
+    database is known to have taken heartbeats for that long: some worker has beaten without a break
+    (`first_seen` is when its current run of beats began) for 3 intervals, up to a recent beat. Right
+    after a database outage no worker has, and every heartbeat is old at once: then a heartbeat counts
+    for OUTAGE_GRACE more, rather than every worker being taken for dead (docs/guarantees.md)."""
+    interval = timedelta(seconds=settings.WORKER_HEARTBEAT_INTERVAL)
+    now = timezone.now()
+    cutoff = now - 3 * interval
+    steady = Worker.objects.filter(first_seen__lte=cutoff, last_heartbeat__gte=now - 1.5 * interval).exists()
+    return cutoff if steady else cutoff - OUTAGE_GRACE
 
 
 def alive_workers() -> list[Worker]:

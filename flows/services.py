@@ -122,9 +122,14 @@ def worker_group_delete(*, key: str) -> None:
         raise NotFound(f"worker group '{key}' does not exist")
 
 
-def worker_heartbeat(*, hostname: str, groups: list[str], pid: int, concurrency: int, running: int) -> None:
+def worker_heartbeat(*, hostname: str, groups: list[str], pid: int, concurrency: int, running: int,
+                     resumed: bool = False) -> None:
+    """`resumed`: the worker's first beat, or the first after a break (its beats failed or came late):
+    `first_seen` then restarts, so it says since when the worker has been beating without a break."""
     now = timezone.now()
     fields = {"groups": sorted(groups), "pid": pid, "concurrency": concurrency, "running": running, "last_heartbeat": now}
+    if resumed:
+        fields["first_seen"] = now
     if not Worker.objects.filter(hostname=hostname).update(**fields):
         Worker.objects.update_or_create(hostname=hostname, defaults=fields)
 

@@ -12,6 +12,7 @@ worker and run again; then it removes its record.
 import logging
 import os
 import threading
+import time
 
 from celery.worker import state as worker_state
 from django.db import close_old_connections
@@ -27,6 +28,7 @@ class Heart:
         self.interval = interval
         self.leaving = False
         self.queues: list[str] = []
+        self._last_beat: float | None = None  # monotonic time of the last beat that reached the database
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -47,13 +49,17 @@ class Heart:
 
     def beat(self) -> None:
         consumer = self.consumer
+        started = time.monotonic()
+        # The first beat, or the first after a break: the database learns that this run of beats is new.
+        resumed = self._last_beat is None or started - self._last_beat > 1.5 * self.interval
         try:
             close_old_connections()
             worker_heartbeat(
                 hostname=consumer.hostname, groups=self._groups(), pid=os.getpid(),
                 concurrency=consumer.pool.num_processes if consumer.pool else 0,
-                running=len(worker_state.active_requests),
+                running=len(worker_state.active_requests), resumed=resumed,
             )
+            self._last_beat = started
         except Exception:  # a missed beat must never stop the worker; the next one may succeed
             logger.exception("heartbeat of worker %s failed", consumer.hostname)
         finally:
