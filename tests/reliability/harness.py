@@ -2,8 +2,10 @@
 test's own, waiting for them with a deadline, and the final checks (invariants.py)."""
 import os
 import time
+from collections import Counter
 
 from flows.engine import execution_create
+from flows.models import TERMINAL_STATES, TaskRun
 from flows.services import flow_upload
 from tests.support import wait_for
 
@@ -62,7 +64,9 @@ def wait_ended(stack, execution_ids, *, timeout: float) -> float:
         wait_for(lambda: executions_ended(execution_ids), timeout=timeout, interval=0.5,
                  message=f"{len(execution_ids)} executions to end")
     except AssertionError as error:
-        raise AssertionError(f"{error}; states now {state_counts(execution_ids)}\n{stack.logs()}") from None
+        stuck = TaskRun.objects.filter(execution_id__in=execution_ids).exclude(state__in=TERMINAL_STATES)
+        lines = [f"  {run.task_id} {run.id} {run.state} attempt {run.attempt} on {run.worker_id or '-'}" for run in stuck[:10]]
+        raise AssertionError("\n".join([f"{error}; states now {state_counts(execution_ids)}", *lines, stack.logs()])) from None
     return time.monotonic() - started
 
 
@@ -74,6 +78,9 @@ def assert_healthy(stack, execution_ids, *, states: set[str] = frozenset({"SUCCE
     unexpected = {state: n for state, n in counts.items() if state not in states}
     if unexpected:
         faults.append(f"executions ended {unexpected}, expected only {sorted(states)}")
+        errors = Counter(TaskRun.objects.filter(execution_id__in=execution_ids).exclude(error="")
+                         .values_list("error", flat=True))
+        faults.extend(f"  {count} task run(s) with error: {error[:300]}" for error, count in errors.most_common(5))
     displacement, fifo_faults = check_fifo(execution_ids, fifo or {})
     faults.extend(fifo_faults)
     print(f"\n[{title}] executions {counts}; FIFO displacement per group {displacement}")

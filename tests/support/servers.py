@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,11 +65,12 @@ class RedisServer:
 
 
 class PostgresCluster:
-    """A PostgreSQL cluster of a test's own: initdb in `directory`, trust authentication for
-    `postgres`, listening on 127.0.0.1 and a free port. As root, it runs as the `postgres` user."""
+    """A PostgreSQL cluster of a test's own: initdb in a new temporary directory (one the `postgres`
+    user can enter: as root, the server runs as that user), trust authentication for `postgres`,
+    listening on 127.0.0.1 and a free port."""
 
-    def __init__(self, directory: Path):
-        self.directory = Path(directory)
+    def __init__(self):
+        self.directory = Path(tempfile.mkdtemp(prefix="wgc-postgres-"))
         self.port = _free_port()
         self.bin = self._bin_dir()
 
@@ -84,12 +86,14 @@ class PostgresCluster:
         command = list(argv)
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        return subprocess.run(command, capture_output=True, text=True, check=check, timeout=120)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}): {result.stdout}{result.stderr}")
+        return result
 
     def init(self) -> "PostgresCluster":
         if self.bin is None:
             raise RuntimeError("PostgreSQL's initdb is not installed (apt-get install postgresql)")
-        self.directory.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.directory, "postgres", "postgres")
         self._run(str(self.bin / "initdb"), "-D", str(self.directory / "data"), "-U", "postgres", "-A", "trust",
