@@ -5,13 +5,17 @@ Who sees and changes what is decided by flows.permissions, as for the API (docs/
 staff user sees the rows of the tenants they belong to and changes them as their role allows;
 superusers see and change everything. Django's model permissions are not used for these pages.
 """
+import json
+
 from django import forms
 from django.contrib import admin
 from django.db import transaction
 from django.db.models import Prefetch, Q
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from . import masking
+from .admin_pages import flow_execute_view, namespace_files_view
 from .errors import UserError
 from .models import (
     ApiToken, Execution, Flow, FlowRevision, LogLine, Membership, Namespace, Role, TaskRun, Tenant, TriggerState,
@@ -269,10 +273,20 @@ class NamespaceForm(ServiceForm):
 class NamespaceAdmin(TenantScopedAdmin, ServiceAdmin):
     change_role = Role.ADMIN
     form = NamespaceForm
-    list_display = ("name", "tenant", "default_worker_group", "default_fallback", "updated")
+    list_display = ("name", "tenant", "default_worker_group", "default_fallback", "updated", "files_link")
     list_filter = (("tenant", admin.RelatedOnlyFieldListFilter),)
     search_fields = ("name",)
     list_select_related = ("tenant",)
+
+    def get_urls(self):
+        files = self.admin_site.admin_view(lambda request: namespace_files_view(self, request, actor_of(request)))
+        return [path("files/", files, name="flows_namespace_files"), *super().get_urls()]
+
+    @admin.display(description="files")
+    def files_link(self, obj):
+        """The namespace's files (docs/namespace-files.md)."""
+        url = reverse("admin:flows_namespace_files")
+        return format_html('<a href="{}?tenant={}&namespace={}">files</a>', url, obj.tenant.key, obj.name)
 
     def get_fields(self, request, obj=None):
         if obj:
@@ -404,16 +418,28 @@ class FlowAdmin(TenantScopedAdmin, ServiceAdmin):
     list_select_related = ("tenant",)
     inlines = [FlowRevisionInline]
 
+    def get_urls(self):
+        execute = self.admin_site.admin_view(
+            lambda request, object_id: flow_execute_view(self, request, actor_of(request), object_id))
+        return [path("<path:object_id>/execute/", execute, name="flows_flow_execute"), *super().get_urls()]
+
+    @admin.display(description="execute")
+    def execute_link(self, obj):
+        """The page that starts an execution with the flow's inputs (docs/inputs.md)."""
+        return format_html('<a href="{}">Execute with inputs…</a>', reverse("admin:flows_flow_execute", args=[obj.pk]))
+
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             return [(None, {"fields": ["tenant_key", "yaml_file", "source"]})]
         return [
-            (None, {"fields": ["tenant", "namespace", "flow_id", "revision", "disabled", "deleted", "updated"]}),
+            (None, {"fields": ["tenant", "namespace", "flow_id", "revision", "disabled", "deleted", "updated",
+                               "execute_link"]}),
             ("Upload a new revision", {"fields": ["yaml_file", "source"]}),
         ]
 
     def get_readonly_fields(self, request, obj=None):
-        return ("tenant", "namespace", "flow_id", "revision", "disabled", "deleted", "updated") if obj else ()
+        return ("tenant", "namespace", "flow_id", "revision", "disabled", "deleted", "updated",
+                "execute_link") if obj else ()
 
     def get_inlines(self, request, obj):
         return self.inlines if obj else []
@@ -450,13 +476,18 @@ class ExecutionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_select_related = ("tenant", "flow_revision")
     date_hierarchy = "created"
     fields = ("id", "tenant", "namespace", "flow_id", "revision", "state", "created", "start_date", "end_date",
-              "inputs", "labels", "trigger", "state_history", "logs_link")
+              "inputs_shown", "labels", "trigger", "state_history", "logs_link")
     readonly_fields = fields
     inlines = [TaskRunInline]
 
     @admin.display(description="revision", ordering="flow_revision__revision")
     def revision(self, obj):
         return obj.flow_revision.revision
+
+    @admin.display(description="inputs")
+    def inputs_shown(self, obj):
+        """SECRET inputs masked (docs/inputs.md)."""
+        return json.dumps(masking.hide(obj.inputs), ensure_ascii=False)
 
     @admin.display(description="logs")
     def logs_link(self, obj):
