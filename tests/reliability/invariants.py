@@ -34,6 +34,10 @@ def state_counts(execution_ids) -> dict:
 def _history_faults(run: TaskRun) -> list[str]:
     faults = []
     states = [entry["state"] for entry in run.state_history]
+    if states and states[-1] != run.state:
+        faults.append(f"history ends {states[-1]}, state {run.state}")
+    if run.published is None and not run.worker_id:  # a flowable task run, run by the executor: no attempts
+        return faults
     for index, state in enumerate(states):
         if state == State.RUNNING and (index == 0 or states[index - 1] != State.CREATED):
             faults.append(f"RUNNING not after CREATED: {states}")
@@ -45,8 +49,6 @@ def _history_faults(run: TaskRun) -> list[str]:
         faults.append(f"{started} RUNNING for {len(numbers)} recorded attempts: {states}")
     if any(not attempt.get("workerId") for attempt in run.attempts):
         faults.append(f"an attempt without a worker: {run.attempts}")
-    if states and states[-1] != run.state:
-        faults.append(f"history ends {states[-1]}, state {run.state}")
     return faults
 
 

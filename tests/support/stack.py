@@ -52,22 +52,24 @@ class Stack:
 
     # --- processes ---------------------------------------------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str], *, prefix: list[str] = ()) -> str:
+    def _spawn(self, name: str, argv: list[str], *, prefix: list[str] = (), env: dict | None = None) -> str:
         log = open(self.directory / f"{name}.log", "a")
         self.processes[name] = subprocess.Popen(
             [*prefix, sys.executable, "-m", "celery", "-A", "project", *argv],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         return name
 
-    def start_worker(self, queues: str, *, concurrency: int = 1, label: str = "", prefix: list[str] = ()) -> str:
-        """A worker of the groups `queues` named `<first group>@<run>-<label>`; returns its hostname."""
+    def start_worker(self, queues: str, *, concurrency: int = 1, label: str = "", prefix: list[str] = (),
+                     env: dict | None = None) -> str:
+        """A worker of the groups `queues` named `<first group>@<run>-<label>`; returns its hostname.
+        `prefix` goes before the command (`ip netns exec NS`), `env` overrides the stack's settings."""
         self._count += 1
         hostname = f"{queues.split(',')[0]}@{self.run_id}-{label or self._count}"
         return self._spawn(hostname, [
             "worker", "-Q", queues, "-n", hostname, f"--concurrency={concurrency}", "--loglevel=INFO",
             "--without-mingle", "--without-gossip",
-        ], prefix=prefix)
+        ], prefix=prefix, env=env)
 
     def start_executor(self, *, concurrency: int = 2) -> str:
         return self.start_worker("executor", concurrency=concurrency)
