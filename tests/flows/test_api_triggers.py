@@ -105,7 +105,7 @@ def test_a_key_of_another_trigger_type_is_no_webhook(hooked):
 
 
 def test_inputs_the_flow_refuses_answer_422_and_say_why_in_the_trigger_state(hooked):
-    flow_upload(source=HOOKED.replace("type: STRING", "type: INT"), tenant_key="main")
+    flow_upload(source=HOOKED.replace("type: STRING\n    defaults: nobody", "type: INT"), tenant_key="main")
     response = Client().post(URL, json.dumps({"who": "alice"}), content_type="application/json")
     assert response.status_code == 422 and "who" in response.json()["message"]
     assert not Execution.objects.exists()
