@@ -16,6 +16,7 @@ import statistics
 import sys
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -509,6 +510,8 @@ def main() -> None:
                       CELERY_RESULT_BACKEND=args.redis_url, DJANGO_SETTINGS_MODULE="project.settings")
     import django
 
+    # whitenoise's warning that no collectstatic ran: the benchmarks read no static file
+    warnings.filterwarnings("ignore", message="No directory at")
     django.setup()
     suite = Suite(args)
     try:
