@@ -103,6 +103,12 @@ def _raw_tasks(data: dict):
     yield from walk(data.get("errors"), ("errors",))
 
 
+def _raw_triggers(data: dict) -> list:
+    """The raw document's triggers, when they are a list (the schema says so otherwise)."""
+    triggers = data.get("triggers")
+    return triggers if isinstance(triggers, list) else []
+
+
 def _deep_merge(base: dict, override: dict) -> dict:
     merged = copy.deepcopy(base)
     for key, value in override.items():
@@ -136,7 +142,7 @@ def _apply_plugin_defaults(data: dict) -> None:
     if not entries:
         return
     targets = [task for _, task in _raw_tasks(data)]
-    targets += [trigger for trigger in data.get("triggers") or [] if isinstance(trigger, dict)]
+    targets += [trigger for trigger in _raw_triggers(data) if isinstance(trigger, dict)]
     for target in targets:
         type_name = target.get("type")
         if not isinstance(type_name, str):
@@ -223,7 +229,7 @@ def _duplicate_ids(located: LocatedDocument) -> list[Fault]:
             else:
                 seen[task_id] = path
     trigger_ids: set[str] = set()
-    for index, trigger in enumerate(located.data.get("triggers") or []):
+    for index, trigger in enumerate(_raw_triggers(located.data)):
         trigger_id = trigger.get("id") if isinstance(trigger, dict) else None
         if isinstance(trigger_id, str):
             if trigger_id in trigger_ids:

@@ -456,6 +456,8 @@ def _compile(text: str) -> jinja2.Template:
         raise ExpressionError(f"template syntax error in '{_short(text)}': {error.message} (template line {error.lineno})") from None
     except (RecursionError, SyntaxError, MemoryError, ValueError) as error:  # nested too deep for Python itself
         raise ExpressionError(f"template syntax error in '{_short(text)}': too complex to compile ({type(error).__name__})") from None
+    except Exception as error:  # Jinja evaluates constant parts while compiling: `{{ a if 0.x else b }}`
+        raise ExpressionError(f"cannot compile '{_short(text)}': {error}") from None
 
 
 def check_syntax(text: str) -> None:

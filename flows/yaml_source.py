@@ -113,6 +113,8 @@ def load_located(text: str) -> LocatedDocument:
     try:
         loader = _Loader(text)
         root = loader.get_single_node()
+        if root is None:  # nothing but comments or directives
+            raise UserError("the flow source has no YAML document")
         _measure(root)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -219,8 +221,10 @@ def _scalar(loader: _Loader, node: yaml.Node, path: Path, faults: list) -> Any:
         return None
     try:
         value = loader.construct_object(node, deep=True)
-    except (yaml.YAMLError, ValueError, OverflowError) as error:
-        problem = getattr(error, "problem", None) or str(error).split(";")[0]
+    except (yaml.YAMLError, ValueError, OverflowError, AttributeError, KeyError) as error:
+        # An explicit tag on a value it does not fit (`!!timestamp x`, `!!bool x`) fails inside PyYAML.
+        problem = getattr(error, "problem", None) or ("not of that type" if isinstance(error, (AttributeError, KeyError))
+                                                      else str(error).split(";")[0])
         shown = node.value if len(node.value) <= 40 else node.value[:39] + "…"
         faults.append(_fault_at(node.start_mark, f"invalid {_KINDS.get(node.tag, 'value')} '{shown}': {problem}", path))
         return None
