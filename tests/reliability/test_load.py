@@ -53,7 +53,7 @@ def test_ten_thousand_task_runs_across_three_groups_of_two_workers(stack):
         worker_group_create(key=key)
     workers = [stack.start_worker(group, concurrency=2, label=str(n)) for group in ("la", "lb", "lc") for n in (1, 2)]
     alive(*workers)
-    executions = size(FULL_TASK_RUNS, minimum=PER_EXECUTION * 8) // PER_EXECUTION
+    executions = -(-size(FULL_TASK_RUNS, minimum=PER_EXECUTION * 8) // PER_EXECUTION)
 
     started = time.monotonic()
     ids = start_executions(stack, FLOW, executions)
@@ -69,7 +69,11 @@ def test_ten_thousand_task_runs_across_three_groups_of_two_workers(stack):
           f"{seconds:.1f}s from the first task run to the last end, {count / seconds:.1f} task runs/s "
           f"({elapsed:.1f}s wall, {created_in:.1f}s to create the executions)")
     assert count == executions * PER_EXECUTION
-    assert_healthy(stack, ids, states={"WARNING"}, fifo={"la": 20, "lb": 20, "lc": 20}, title="load")
+    # FIFO slack: any of the 14 processes that advance executions (12 worker and 2 executor processes)
+    # may publish a batch of up to 2 task runs to a group (2 iterations at once) while another's is
+    # on its way, and the group's 4 pool processes claim concurrently.
+    slack = 14 * 2 + 4
+    assert_healthy(stack, ids, states={"WARNING"}, fifo={"la": slack, "lb": slack, "lc": slack}, title="load")
     assert set(runs.filter(worker_group__in=["la", "lb", "lc"]).values_list("state", flat=True)) == {"SUCCESS"}
     assert set(runs.filter(worker_group="lz").values_list("error", flat=True)) == {
         "no alive worker in worker group 'lz' (fallback FAIL)"}
