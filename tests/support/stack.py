@@ -115,6 +115,7 @@ class Stack:
                     pass
                 process.wait()
         self.processes.clear()
+        self.app.close()
 
     def log(self, name: str, *, lines: int = 40) -> str:
         path = self.directory / f"{name}.log"
