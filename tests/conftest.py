@@ -33,6 +33,14 @@ def empty_storage(shared_storage):
         shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The fault scenarios run last (after pytest-django's own ordering): they stop and restart
+    databases, brokers and networks, and nothing that runs after them should depend on how they
+    left the machine."""
+    items.sort(key=lambda item: "tests/reliability/" in str(item.path).replace("\\", "/"))
+
+
 @pytest.fixture(scope="session")
 def redis_url():
     try:
