@@ -33,6 +33,10 @@ def empty_storage(shared_storage):
         shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
+# The session's own workers: the executor and one worker each for the default and `gpu` groups.
+SESSION_QUEUES = ("executor", "default", "gpu")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items):
     """The fault scenarios run last (after pytest-django's own ordering): they stop and restart
@@ -60,9 +64,8 @@ def redis_url():
 def cluster(django_db_setup, django_db_blocker, redis_url):
     settings.WORKER_HEARTBEAT_INTERVAL = 1
     engine = Cluster(redis_url, database_url())
-    engine.start("executor", concurrency=2)
-    engine.start("default", concurrency=2)
-    engine.start("gpu", concurrency=2)
+    for queues in SESSION_QUEUES:
+        engine.start(queues, concurrency=2)
     yield engine
     engine.stop_all()
 
@@ -88,5 +91,6 @@ def engine(cluster, transactional_db):
     from flows.services import worker_group_create
 
     worker_group_create(key="gpu", description="test gpu group")
-    workers_alive(*cluster.processes)
+    session_workers = [cluster.ensure(queues) for queues in SESSION_QUEUES]
+    workers_alive(*cluster.processes, *session_workers)
     return cluster

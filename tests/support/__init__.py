@@ -132,6 +132,15 @@ class Cluster:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
+    def ensure(self, queues: str, *, concurrency: int = 2) -> str:
+        """The worker `start(queues)` names, started again if a test stopped it or it died."""
+        hostname = f"{queues.split(',')[0]}@{self.run_id}"
+        process = self.processes.get(hostname)
+        if process is None or process.poll() is not None:
+            self.processes.pop(hostname, None)
+            self.start(queues, concurrency=concurrency)
+        return hostname
+
     def stop_all(self) -> None:
         for hostname in [*self.processes, *self.beats]:
             self.stop(hostname)
