@@ -9,8 +9,30 @@ import logging
 import os
 
 from celery import Celery, signals
+from kombu.transport import redis as kombu_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+
+
+def _connparams_of_a_live_connection(connparams):
+    """Celery 5.7 drops a consumer's broken Redis connection while the channel is still used: a task
+    that ends afterwards acknowledges its message, or the channel restores its unacknowledged ones,
+    and kombu reads the address of a connection that is gone (AttributeError on None). Celery takes
+    that for an unrecoverable error and the worker exits (seen: the executor, after a Redis restart).
+    Raised as a connection error instead, it is what kombu and Celery already handle: logged, the
+    consumer reconnects, and the messages come back after VISIBILITY_TIMEOUT while the reconciler
+    does not wait for them (docs/guarantees.md)."""
+
+    def _connparams(self, asynchronous=False):
+        if self.connection.client is None:
+            raise RedisConnectionError("the broker connection was closed")
+        return connparams(self, asynchronous=asynchronous)
+
+    return _connparams
+
+
+kombu_redis.Channel._connparams = _connparams_of_a_live_connection(kombu_redis.Channel._connparams)
 
 TICK_TASK = "flows.scheduler_tick"
 RECONCILE_TASK = "flows.reconcile"
