@@ -3,9 +3,10 @@
 `celery -A project beat` sends `flows.scheduler_tick` every SCHEDULER_TICK_SECONDS; the executor
 runs `scheduler_tick()`, which does only what is due:
 
-1. It records that a tick ran. If none ran for longer than `downtime_seconds()` (no beat, no
-   executor), the Schedule triggers overdue now were missed: `recoverMissedSchedules` LAST and NONE
-   move them on before anything fires (ALL lets every missed date fire).
+1. It records that a tick ran, by when beat sent it. If none sent earlier ran for longer than
+   `downtime_seconds()` (no beat, or no executor: ticks expire), the Schedule triggers overdue now
+   were missed: `recoverMissedSchedules` LAST and NONE move them on before anything fires (ALL lets
+   every missed date fire). A busy executor that runs ticks late, but runs them, misses nothing.
 2. It reads the trigger states whose `next_date` has come (an indexed range: the cost follows the
    due triggers, not the defined ones) and handles each in its own transaction, holding its row
    (`select_for_update(skip_locked=True)` on PostgreSQL, so two ticks share the work) and claiming
@@ -18,7 +19,7 @@ runs `scheduler_tick()`, which does only what is due:
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -45,7 +46,16 @@ DATES_PER_TICK = 100  # a Schedule catching up (recoverMissedSchedules ALL) fire
 
 def downtime_seconds() -> float:
     """A silence between two ticks longer than this means no scheduler ran meanwhile."""
-    return max(5.0, 5 * settings.SCHEDULER_TICK_SECONDS)
+    return max(5.0, settings.SCHEDULER_TICK_EXPIRES)
+
+
+def tick_sent(expires) -> datetime | None:
+    """When beat sent a tick: a message carries no send time, but beat gives each tick an expiry
+    SCHEDULER_TICK_EXPIRES after sending it. None for a tick sent otherwise (no expiry)."""
+    if not expires:
+        return None
+    expiry = expires if isinstance(expires, datetime) else datetime.fromisoformat(expires)
+    return expiry - timedelta(seconds=settings.SCHEDULER_TICK_EXPIRES)
 
 
 @dataclass
@@ -78,10 +88,10 @@ class Routing:
         return self.problems[(key, tenant.pk)]
 
 
-def scheduler_tick(*, now: datetime | None = None) -> dict:
-    """One tick. Returns counts of what it did."""
+def scheduler_tick(*, now: datetime | None = None, sent: datetime | None = None) -> dict:
+    """One tick; `sent`: when beat sent it (default now). Returns counts of what it did."""
     now = now or timezone.now()
-    counts = {"recovered": _heartbeat(now), "fired": 0, "sent": 0, "skipped": 0}
+    counts = {"recovered": _heartbeat(now, min(sent or now, now)), "fired": 0, "sent": 0, "skipped": 0}
     routing = Routing()
     for state_id, due_date in triggers_due(now=now, limit=DUE_PER_TICK):
         with transaction.atomic():
@@ -102,23 +112,23 @@ def scheduler_tick(*, now: datetime | None = None) -> dict:
     return counts
 
 
-def _heartbeat(now: datetime) -> int:
-    """Records this tick; after a silence, applies recoverMissedSchedules. Returns how many Schedule
-    triggers it moved on. The row stays locked until the recovery is done, so a tick running at the
-    same time waits for it instead of firing dates the recovery skips."""
+def _heartbeat(now: datetime, sent: datetime) -> int:
+    """Records this tick (by when it was sent); after a silence, applies recoverMissedSchedules.
+    Returns how many Schedule triggers it moved on. The row stays locked until the recovery is done,
+    so a tick running at the same time waits for it instead of firing dates the recovery skips."""
     with transaction.atomic():
         tick = SchedulerTick.objects.select_for_update().filter(pk=1).first()
         if tick is None:
             try:
                 with transaction.atomic():
-                    SchedulerTick.objects.create(pk=1, last_tick=now)
+                    SchedulerTick.objects.create(pk=1, last_tick=sent)
             except IntegrityError:  # another tick created it first
-                return _heartbeat(now)
+                return _heartbeat(now, sent)
             return _recover(now)
         previous = tick.last_tick
-        if now > previous:
-            SchedulerTick.objects.filter(pk=1).update(last_tick=now)
-        if (now - previous).total_seconds() > downtime_seconds():
+        if sent > previous:
+            SchedulerTick.objects.filter(pk=1).update(last_tick=sent)
+        if (sent - previous).total_seconds() > downtime_seconds():
             return _recover(now)
     return 0
 

@@ -9,10 +9,10 @@ def execution_advance(execution_id: str) -> None:
     engine.execution_advance(execution_id=execution_id)
 
 
-@shared_task(name="flows.scheduler_tick")
-def scheduler_tick() -> None:
+@shared_task(bind=True, name="flows.scheduler_tick")
+def scheduler_tick(self) -> None:
     """Sent by beat every SCHEDULER_TICK_SECONDS: fires what is due (docs/triggers.md)."""
-    scheduler.scheduler_tick()
+    scheduler.scheduler_tick(sent=scheduler.tick_sent(self.request.expires))
 
 
 @shared_task(name="flows.reconcile")

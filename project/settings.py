@@ -157,15 +157,15 @@ CELERY_TASK_ROUTES = {
     "flows.reconcile": {"queue": "executor"},
 }
 # Beat sends the scheduler tick (due triggers, docs/triggers.md) and the reconciler (task runs that
-# wait or were lost, docs/fallback.md). A tick or pass not taken within a few periods is dropped:
-# the next one does its work, and a stopped executor does not come back to a pile of them.
+# wait or were lost, docs/fallback.md). A tick not taken within SCHEDULER_TICK_EXPIRES seconds is
+# dropped: the next one does its work, and a stopped executor does not come back to a pile of them.
 SCHEDULER_TICK_SECONDS = env.float("SCHEDULER_TICK_SECONDS", default=1.0)
+SCHEDULER_TICK_EXPIRES = 5 * SCHEDULER_TICK_SECONDS
 RECONCILE_SECONDS = env.float("RECONCILE_SECONDS", default=2.0)
 CELERY_BEAT_SCHEDULE = {
     "scheduler-tick": {"task": "flows.scheduler_tick", "schedule": SCHEDULER_TICK_SECONDS,
-                       "options": {"expires": 5 * SCHEDULER_TICK_SECONDS}},
-    "reconcile": {"task": "flows.reconcile", "schedule": RECONCILE_SECONDS,
-                  "options": {"expires": 5 * RECONCILE_SECONDS}},
+                       "options": {"expires": SCHEDULER_TICK_EXPIRES}},
+    "reconcile": {"task": "flows.reconcile", "schedule": RECONCILE_SECONDS},
 }
 
 # A worker is alive while its last heartbeat is younger than 3 intervals (docs/guarantees.md).

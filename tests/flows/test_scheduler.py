@@ -3,16 +3,16 @@ sends is recorded (tests/support/driver.py), polling evaluations are run in proc
 worker runs them. The same behaviours run with real beat, executor and workers in
 tests/flows/test_triggers_end_to_end.py."""
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
+from django.utils import timezone as django_timezone
 
 from flows import dispatch
 from flows.models import Execution, LogLine, SchedulerTick, TriggerState
-from flows.scheduler import scheduler_tick
+from flows.scheduler import scheduler_tick, tick_sent
 from flows.scheduling import schedule_due
 from flows.services import flow_upload, tenant_create, worker_group_create, worker_heartbeat
 from tests.support.driver import EngineDriver
@@ -142,7 +142,7 @@ def test_ticks_running_at_once_fire_each_due_date_once():
 def test_the_tick_reads_only_what_is_due():
     """Its queries do not grow with the triggers that are not due (an indexed range on next_date)."""
     def queries_of_a_tick() -> int:
-        now = timezone.now()
+        now = django_timezone.now()
         recent_tick(now)
         with CaptureQueriesContext(connection) as queries:
             scheduler_tick(now=now)
@@ -153,7 +153,7 @@ def test_the_tick_reads_only_what_is_due():
     TriggerState.objects.bulk_create([
         TriggerState(flow=state("every2").flow, trigger_id=f"t{index}", trigger_type=SCHEDULE,
                      definition=state("every2").definition, fingerprint="x",
-                     next_date=timezone.now() + timedelta(days=1))
+                     next_date=django_timezone.now() + timedelta(days=1))
         for index in range(300)
     ])
     assert queries_of_a_tick() == few
@@ -175,6 +175,22 @@ def test_after_a_scheduler_silence_recover_missed_schedules_decides(policy, fire
     if policy != "ALL":
         assert LogLine.objects.filter(trigger_state=state("every2"),
                                       message__startswith=f"recoverMissedSchedules {policy}").exists()
+
+
+def test_a_tick_run_late_by_a_busy_executor_but_sent_on_time_misses_nothing():
+    """The silence is measured by when beat sent the ticks (tick_sent), not by when they ran."""
+    flow_upload(source=schedule_flow(policy="NONE"), tenant_key="main")
+    first = state("every2").next_date
+    SchedulerTick.objects.create(pk=1, last_tick=first - timedelta(seconds=1))
+    late = first + timedelta(seconds=8)  # run 9 s after the previous tick was sent, itself sent 1 s after it
+    report = EngineDriver().tick(now=late, sent=first)
+    assert report == {"recovered": 0, "fired": 5, "sent": 0, "skipped": 0}
+
+
+def test_the_send_time_of_a_tick_is_its_expiry_less_the_tick_expiry(settings):
+    settings.SCHEDULER_TICK_EXPIRES = 5.0
+    assert tick_sent("2025-01-01T00:00:05+00:00") == datetime(2025, 1, 1, tzinfo=timezone.utc)
+    assert tick_sent(None) is None
 
 
 def test_without_a_silence_a_late_date_still_fires_whatever_the_policy():
@@ -271,7 +287,7 @@ def test_an_evaluation_whose_worker_died_is_abandoned_and_sent_again(gpu):
     flow_upload(source=http_flow("http://127.0.0.1:9/"), tenant_key="main")
     driver = EngineDriver()
     driver.tick(now=due_now())
-    TriggerState.objects.update(lock_owner="gpu@dead", locked=timezone.now())
+    TriggerState.objects.update(lock_owner="gpu@dead", locked=django_timezone.now())
     driver.tick(now=due_now())
     assert len(driver.sent) == 2 and driver.sent[0].args[1] != driver.sent[1].args[1]
     assert state("poll").logs.filter(message__contains="worker gpu@dead stopped heartbeating").exists()

@@ -81,10 +81,10 @@ class EngineDriver:
         taskrun_finish(run=run, task=task, state=outcome.state, outputs=outcome.outputs, error=outcome.error,
                        logs=[("ERROR", outcome.error)] if outcome.error else [])
 
-    def tick(self, *, now=None) -> dict:
-        """One scheduler tick; what it sends is recorded, not delivered."""
+    def tick(self, *, now=None, sent=None) -> dict:
+        """One scheduler tick (sent by beat at `sent`, default `now`); what it sends is recorded."""
         with self.recording():
-            return scheduler_tick(now=now)
+            return scheduler_tick(now=now, sent=sent)
 
     @contextmanager
     def recording(self):
