@@ -15,6 +15,7 @@ import operator
 import re
 import time
 import types
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -37,6 +38,24 @@ MAX_RENDER_SECONDS = 0.25
 
 class ExpressionError(Exception):
     """An expression that does not compile or render; the message names the expression."""
+
+
+class RenderRefused(Exception):
+    """Raised instead of rendering within `rendering_refused()`: the caller holds a lock that other
+    executions need, and must render after releasing it (docs/architecture.md)."""
+
+
+_refusing: contextvars.ContextVar = contextvars.ContextVar("rendering_refused", default=False)
+
+
+@contextmanager
+def rendering_refused():
+    """Within the block, `render` of a template raises RenderRefused (plain text still passes)."""
+    token = _refusing.set(True)
+    try:
+        yield
+    finally:
+        _refusing.reset(token)
 
 
 class _OverBudget(SecurityError):
@@ -468,6 +487,8 @@ def render(text: Any, context: dict) -> Any:
     """Render a string template within the budget; non-strings are returned unchanged."""
     if not is_template(text):
         return text
+    if _refusing.get():
+        raise RenderRefused(text)
     template = _compile(text)
     token = _budget.set(_Budget(MAX_RENDER_SECONDS))
     try:

@@ -1,11 +1,11 @@
 """Executions: created, advanced, killed and waited for; task runs ended by the worker that ran them.
 
-`execution_advance` is idempotent: it looks at what exists and does what is due. Its evaluation,
-which renders expressions, runs on what it read, outside any transaction; its writes are then
-applied in a short transaction under a row lock on the execution, and only if nothing it read has
-changed meanwhile (otherwise it reads and evaluates again). So the executor and the group workers
-may all call it for the same execution at once, and no other execution ever waits while one
-renders (docs/architecture.md).
+`execution_advance` is idempotent: it looks at what exists and does what is due, under a row lock
+on the execution, so the executor and the group workers may all call it for the same execution at
+once. It never renders an expression under that lock (docs/architecture.md): an evaluation under
+the lock refuses to render, and when it would, the evaluation is made again on what was read
+outside any transaction, and its writes are applied under the lock only if nothing it read has
+changed meanwhile.
 """
 import copy
 import logging
@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from .. import dispatch, masking, triggers
 from ..definition import parse_flow_cached
+from ..expressions import RenderRefused, rendering_refused
 from ..errors import Conflict, NotFound, UserError
 from ..inputs import InputFiles, inputs_context, inputs_resolve
 from ..models import TERMINAL_STATES, Execution, State, TaskRun, queue_for_group
@@ -99,10 +100,35 @@ class _Advance:
 
 
 def _advance_locked(execution: Execution) -> None:
+    """Under the lock, for evaluations that render nothing (a kill, a killing execution)."""
     _Advance(execution, list(execution.task_runs.all())).save()
 
 
+def _decided_without_rendering(execution: Execution, runs: list[TaskRun]) -> _Advance | None:
+    """Under the lock: the evaluation, unless it needs to render an expression (then None, and
+    nothing was written)."""
+    try:
+        with rendering_refused():
+            return _Advance(execution, runs)
+    except RenderRefused:
+        return None
+
+
 def execution_advance(*, execution_id) -> None:
+    with transaction.atomic():
+        execution = _lock(execution_id)
+        if execution is None or execution.state in TERMINAL_STATES:
+            return
+        advance = _decided_without_rendering(execution, list(execution.task_runs.all()))
+        if advance is not None:
+            advance.save()
+            return
+    _advance_rendering(execution_id)
+
+
+def _advance_rendering(execution_id) -> None:
+    """The evaluation renders: on what was read, outside any transaction, then written under the
+    lock if the execution and its task runs are as read."""
     for attempt in range(OPTIMISTIC_TRIES):
         read = _read(execution_id)
         if read is None:
@@ -120,7 +146,7 @@ def execution_advance(*, execution_id) -> None:
     with transaction.atomic():
         execution = _lock(execution_id)
         if execution is not None and execution.state not in TERMINAL_STATES:
-            _advance_locked(execution)
+            _Advance(execution, list(execution.task_runs.all())).save()
 
 
 def execution_create(*, tenant_key: str, namespace: str, flow_id: str, inputs: dict | None = None,
@@ -196,17 +222,30 @@ def taskrun_finish(*, run: TaskRun, task, state: str, outputs: dict, error: str,
     if state == State.FAILED and task.allowFailure:
         state = State.WARNING
     ending = {"run": run, "state": state, "outputs": outputs, "error": error, "logs": logs, "when": now}
-    for attempt in range(OPTIMISTIC_TRIES):
+
+    def as_ended(runs: list[TaskRun]) -> list[TaskRun]:  # the task runs as they will be once `run` has ended
+        return [_ended(r, state=state, outputs=outputs, error=error, when=now) if r.id == run.id else r for r in runs]
+
+    with transaction.atomic():  # in one transaction: never an ended task run left unadvanced
+        execution = _lock(run.execution_id)
+        if execution is None or execution.state in TERMINAL_STATES:
+            taskrun_end(**ending)
+            return
+        advance = _decided_without_rendering(execution, as_ended(list(execution.task_runs.all())))
+        if advance is not None:
+            if taskrun_end(**ending):
+                advance.save()
+            return
+    for attempt in range(OPTIMISTIC_TRIES):  # the evaluation renders: outside the transaction
         read = _read(run.execution_id)
         if read is None:
             break
         execution, runs = read
         fingerprint = _fingerprint((r.id, r.state, r.attempt) for r in runs)  # before the evaluation changes them
-        ended = [_ended(r, state=state, outputs=outputs, error=error, when=now) if r.id == run.id else r for r in runs]
-        advance = _Advance(execution, ended)  # the evaluation as it will be once `run` has ended
+        advance = _Advance(execution, as_ended(runs))
         with transaction.atomic():
             if _still(execution.id, state=advance.state_before, fingerprint=fingerprint):
-                if taskrun_end(**ending):  # in the same transaction: never an ended run left unadvanced
+                if taskrun_end(**ending):
                     advance.save()
                 return
         _pause(attempt)
@@ -214,7 +253,7 @@ def taskrun_finish(*, run: TaskRun, task, state: str, outputs: dict, error: str,
         if taskrun_end(**ending):
             execution = _lock(run.execution_id)
             if execution is not None and execution.state not in TERMINAL_STATES:
-                _advance_locked(execution)
+                _Advance(execution, list(execution.task_runs.all())).save()
 
 
 def _ended(run: TaskRun, *, state: str, outputs: dict, error: str, when) -> TaskRun:

@@ -29,8 +29,10 @@ def test_expressions_are_rendered_while_no_transaction_is_open(monkeypatch, capl
 
     def watching(render):
         def render_watched(text, context):
-            open_transactions.append((text, connection.in_atomic_block))
-            return render(text, context)
+            in_transaction = connection.in_atomic_block
+            rendered = render(text, context)  # under the lock it raises RenderRefused instead
+            open_transactions.append((text, in_transaction))
+            return rendered
         return render_watched
 
     monkeypatch.setattr(evaluation, "render", watching(evaluation.render))
@@ -67,22 +69,28 @@ tasks:
 
 @pytest.mark.django_db
 def test_an_evaluation_whose_task_runs_changed_meanwhile_is_made_again(monkeypatch, caplog):
-    """Two branches end at once on two workers: each evaluation saw the other branch running. The one
-    that writes second must see the first's end, or the Parallel would never end."""
+    """Two branches end at once on two workers, and each one's next task renders (so each evaluation
+    is made outside the lock): the one that writes second saw the other branch running, and must
+    evaluate again on what the first one wrote."""
     driver = EngineDriver()
     execution = driver.start(FLOW + f"""
 tasks:
   - id: fan
     type: io.kestra.plugin.core.flow.Parallel
     tasks:
-      - {{id: a, type: {RETURN}, format: a}}
-      - {{id: b, type: {RETURN}, format: b}}
-  - id: after
-    type: {RETURN}
-    format: done
+      - id: left
+        type: io.kestra.plugin.core.flow.Sequential
+        tasks:
+          - {{id: a, type: {RETURN}, format: a}}
+          - {{id: a2, type: {RETURN}, format: a2, runIf: "{{{{ outputs.a.value == 'a' }}}}"}}
+      - id: right
+        type: io.kestra.plugin.core.flow.Sequential
+        tasks:
+          - {{id: b, type: {RETURN}, format: b}}
+          - {{id: b2, type: {RETURN}, format: b2, runIf: "{{{{ outputs.b.value == 'b' }}}}"}}
 """)
     with driver.recording():
-        driver.deliver(driver.sent[0])  # the executor creates fan, a and b
+        driver.deliver(driver.sent[0])  # the executor creates fan, left, right, a and b
     now = timezone.now()
     claimed = {run.task_id: taskrun_claim(taskrun_id=run.id, attempt=1, worker_id="default@unit-test", when=now)
                for run in TaskRun.objects.filter(execution=execution, task_id__in=["a", "b"])}
@@ -101,13 +109,22 @@ tasks:
     with driver.recording():
         taskrun_finish(run=claimed["a"], task=document.tasks_by_id["a"], state=State.SUCCESS,
                        outputs={"value": "a"}, error="", logs=[])
-    assert len(checks) == 3  # a's first evaluation, b's, and a's again
+    assert len(checks) == 3  # a's first evaluation, b's, and a's again on what b wrote
     assert "evaluating under its lock" not in caplog.text
     driver.deliver_all()
     execution.refresh_from_db()
     assert execution.state == State.SUCCESS
-    assert states_by_task(execution) == {"fan": "SUCCESS", "a": "SUCCESS", "b": "SUCCESS", "after": "SUCCESS"}
-    assert TaskRun.objects.filter(execution=execution, task_id="after").count() == 1
+    assert states_by_task(execution) == {"fan": "SUCCESS", "left": "SUCCESS", "right": "SUCCESS", "a": "SUCCESS",
+                                         "a2": "SUCCESS", "b": "SUCCESS", "b2": "SUCCESS"}
+
+
+@pytest.mark.django_db
+def test_an_evaluation_that_renders_nothing_is_made_once_under_the_lock(monkeypatch):
+    """The common step (literal properties): one transaction, no second read."""
+    monkeypatch.setattr(executions, "_still", lambda *args, **kwargs: pytest.fail("evaluated outside the lock"))
+    execution = EngineDriver().run(FLOW + f"tasks:\n  - {{id: one, type: {RETURN}, format: '1'}}\n"
+                                          f"  - {{id: two, type: {RETURN}, format: '{{{{ outputs.one.value }}}}'}}\n")
+    assert execution.state == State.SUCCESS
 
 
 @pytest.mark.django_db
