@@ -106,3 +106,13 @@ def test_syntax_checks_are_bounded():
         check_syntax("{{ " + "(" * 100 + "1" + ")" * 100 + " }}")
     with pytest.raises(ExpressionError, match="too complex to compile"):
         check_syntax("{% for x in y %}" * 30 + "{% endfor %}" * 30)
+
+
+def test_rendering_can_be_refused_where_a_lock_is_held():
+    from flows.expressions import RenderRefused, rendering_refused
+
+    with rendering_refused():
+        assert render("plain text", {}) == "plain text"
+        with pytest.raises(RenderRefused):
+            render("{{ 1 + 1 }}", {})
+    assert render("{{ 1 + 1 }}", {}) == "2"
