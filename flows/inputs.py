@@ -110,6 +110,8 @@ def _structured(value: Any, kind: str) -> Any:
         except json.JSONDecodeError as error:
             raise ValueError(f"'{_short(value)}' is not valid JSON ({error.msg} at line {error.lineno}, "
                              f"column {error.colno})") from None
+        except RecursionError:
+            raise ValueError(f"'{_short(value)}' is nested too deeply to read") from None
     from .yaml_source import load_located
 
     try:
@@ -127,6 +129,8 @@ def _list(value: Any) -> list:
             parsed = json.loads(value)
         except json.JSONDecodeError as error:
             raise ValueError(f"'{_short(value)}' is not a JSON array ({error.msg})") from None
+        except RecursionError:
+            raise ValueError(f"'{_short(value)}' is nested too deeply to read") from None
         if isinstance(parsed, list):
             return parsed
     if isinstance(value, dict):

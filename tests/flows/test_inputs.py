@@ -192,3 +192,11 @@ def test_input_ids_follow_kestras_pattern(bad_id):
     with pytest.raises(UserError) as error:
         parse_flow(FLOW.format(inputs=f"  - id: '{bad_id}'\n    type: STRING"))
     assert "'id': String should match pattern" in error.value.message
+
+
+@pytest.mark.parametrize("types", [{"type": "JSON"}, {"type": "ARRAY", "itemType": "JSON"}, {"type": "YAML"}])
+def test_inputs_nested_too_deeply_are_refused_naming_the_input(types):
+    """The probe: deeply nested JSON inputs answered 500."""
+    deep = "[" * 100_000 + "]" * 100_000
+    message = _fault({"doc": deep}, doc=types)
+    assert "doc" in message and ("nested too deeply" in message or "nested more than" in message), message
