@@ -107,11 +107,13 @@ def taskrun_end(*, run: TaskRun, state: str, outputs: dict, error: str, logs: li
 
 
 def taskrun_retry(*, run: TaskRun, failed_state: str, outputs: dict, error: str, logs: list[tuple[str, str]],
-                  when: datetime) -> bool:
-    """RUNNING → CREATED at the next attempt, the failed one recorded (history: failed, RETRYING, CREATED)."""
+                  when: datetime, due: datetime) -> bool:
+    """RUNNING → CREATED at the next attempt, the failed one recorded (history: failed, RETRYING, CREATED).
+    Its message is held until `due`, so it counts as published then: the reconciler does not take a
+    retry waiting for its interval for a lost message (docs/guarantees.md)."""
     with transaction.atomic():
         retried = _guarded(
-            run, State.RUNNING, state=State.CREATED, attempt=run.attempt + 1, worker_id="", published=when,
+            run, State.RUNNING, state=State.CREATED, attempt=run.attempt + 1, worker_id="", published=due,
             outputs=outputs, error=error, attempts=attempts_with(run, failed_state, when),
             state_history=history_with(run, failed_state, State.RETRYING, State.CREATED, when=when),
         )

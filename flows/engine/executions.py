@@ -12,6 +12,7 @@ import logging
 import random
 import time
 import uuid
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -215,7 +216,8 @@ def taskrun_finish(*, run: TaskRun, task, state: str, outputs: dict, error: str,
         delay = retry_delay(task.retry, run.attempt)
         logs = [*logs, ("WARN", f"attempt {run.attempt} failed; retrying in {delay:g}s")]
         with transaction.atomic():
-            if taskrun_retry(run=run, failed_state=state, outputs=outputs, error=error, logs=logs, when=now):
+            if taskrun_retry(run=run, failed_state=state, outputs=outputs, error=error, logs=logs, when=now,
+                             due=now + timedelta(seconds=delay)):
                 dispatch.send([dispatch.taskrun_message(taskrun_id=run.id, attempt=run.attempt + 1,
                                                         queue=queue_for_group(run.worker_group), countdown=delay)])
         return

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from flows.models import State
+from flows.models import State, TaskRun
 from flows.reconciler import taskruns_reconcile
 from flows.services import worker_group_create, worker_heartbeat
 from flows.states import taskrun_claim
@@ -103,3 +103,33 @@ def test_failed_attempts_that_were_retries_do_not_count_toward_the_bound(gpu, se
 
     run.refresh_from_db()
     assert counts["reattempted"] == 1 and (run.state, run.attempt) == (State.CREATED, 3)
+
+
+def test_a_retry_waiting_for_its_interval_is_not_republished_before_it_is_due(gpu, settings, redis_url):
+    """The retry's message is held by Celery for its interval, so the group's queue is empty: the
+    reconciler must not take that for a lost message and start the attempt early."""
+    settings.REPUBLISH_AFTER_SECONDS = 0
+    driver = EngineDriver(outcomes={"train": Outcome(state=State.FAILED, error="boom")})
+    retrying = FLOW.replace("    workerGroup: {key: gpu}\n",
+                            "    workerGroup: {key: gpu}\n    retry: {type: constant, interval: PT1H, maxAttempt: 2}\n", 1)
+    execution = driver.start(retrying)
+    driver.deliver(driver.sent[0])
+    run = execution.task_runs.get(task_id="train")
+    failed_at = timezone.now()
+    driver.deliver(driver.sent[-1])  # attempt 1 fails; attempt 2 is due in an hour
+    run.refresh_from_db()
+    assert (run.state, run.attempt) == (State.CREATED, 2)
+    assert driver.sent[-1].countdown == 3600
+    assert run.published >= failed_at + timedelta(hours=1)
+    sent_before = len(driver.sent)
+
+    with driver.recording():
+        counts = taskruns_reconcile()
+
+    assert counts["republished"] == 0 and len(driver.sent) == sent_before
+
+    TaskRun.objects.filter(id=run.id).update(published=timezone.now() - timedelta(seconds=1))  # the hour has passed
+    with driver.recording():
+        counts = taskruns_reconcile()
+
+    assert counts["republished"] == 1 and driver.sent[-1].args == (str(run.id), 2)
