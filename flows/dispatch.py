@@ -38,8 +38,8 @@ def trigger_evaluation_message(*, trigger_state_id: int, evaluation_id, queue: s
     return Message(EVALUATE_TRIGGER, (trigger_state_id, str(evaluation_id)), queue)
 
 
-def advance_message(*, execution_id) -> Message:
-    return Message(ADVANCE_EXECUTION, (str(execution_id),), EXECUTOR_QUEUE)
+def advance_message(*, execution_id, countdown: float | None = None) -> Message:
+    return Message(ADVANCE_EXECUTION, (str(execution_id),), EXECUTOR_QUEUE, countdown or None)
 
 
 def send_to_broker(message: Message) -> None:
