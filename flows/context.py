@@ -70,7 +70,8 @@ def with_taskrun(context: dict, run: TaskRun, runs_by_id: dict) -> dict:
     node = run
     while node.parent_id and node.parent_id in runs_by_id:
         node = runs_by_id[node.parent_id]
-        parents.append({"taskrun": {"id": str(node.id), "value": node.value}, "outputs": node.outputs})
+        parents.append({"taskrun": {"id": str(node.id), "value": node.value}, "outputs": node.outputs,
+                        "task": {"id": node.task_id, "type": node.task_type}})
     return {
         **context,
         "taskrun": {

@@ -15,17 +15,22 @@ import operator
 import re
 import time
 import types
+from collections.abc import Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
 import jinja2
-from jinja2 import StrictUndefined, nodes
+from jinja2 import StrictUndefined, Undefined, nodes, pass_context, pass_environment, pass_eval_context
 from jinja2.exceptions import SecurityError
+from jinja2.filters import do_replace
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
 from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
+
+from . import environment_values, jq_process, kestra_functions
+from .pebble_syntax import GuardMissing, PebbleLexer, PebbleParser
 
 MAX_RENDERED_CHARS = 1_000_000  # the text one expression renders to
 MAX_BUILD = 1_000_000  # characters or items of a string or list built by one operation
@@ -34,6 +39,8 @@ MAX_INT_BITS = 14_000  # about 4,200 digits: Python prints integers up to 4,300 
 MAX_FORMAT_WIDTH = 10_000  # widths and precisions in `%` and `{}` formats
 MAX_NESTING = 20  # brackets nested in an expression
 MAX_RENDER_SECONDS = 0.25
+MAX_RENDER_PASSES = 20  # render(): an expression that renders to an expression, at most this deep
+FOREACH_TYPE = "io.kestra.plugin.core.flow.ForEach"
 
 
 class ExpressionError(Exception):
@@ -317,6 +324,8 @@ class _Budgeted(NodeTransformer):
 
     def visit_For(self, node: nodes.For) -> nodes.For:
         self.generic_visit(node)
+        if isinstance(node.target, nodes.Tuple) and len(node.target.items) == 2:  # Pebble's `for k, v in map`
+            node.iter = nodes.Filter(node.iter, "_pairs", [], [], None, None, lineno=node.lineno)
         node.iter = nodes.Filter(node.iter, "_budget_iter", [], [], None, None, lineno=node.lineno)
         return node
 
@@ -326,7 +335,50 @@ class _Budgeted(NodeTransformer):
                             lineno=node.lineno)
 
 
-_BUDGET_FILTERS = {"_budget_iter", "_budget_concat"}
+def _pairs(iterable):
+    return iterable.items() if isinstance(iterable, Mapping) else iterable
+
+
+# --- Pebble's operators (flows/pebble_syntax.py turns them into these filters) --------------------
+
+
+@pass_environment
+def _soft_getattr(environment, value, attribute):
+    _tick()
+    return value if isinstance(value, Undefined) else environment.getattr(value, attribute)
+
+
+@pass_environment
+def _soft_getitem(environment, value, key):
+    _tick()
+    return value if isinstance(value, Undefined) else environment.getitem(value, key)
+
+
+def _is_known(value) -> bool:
+    return not isinstance(value, Undefined)
+
+
+def _is_present(value) -> bool:
+    return value is not None and not isinstance(value, Undefined)
+
+
+def _contains(container, item) -> bool:
+    """Pebble's `contains`: a substring, a list item, a map key; all of a list on the right."""
+    _tick()
+    if container is None:
+        return False
+    if isinstance(container, str):
+        return str(item) in container
+    if not isinstance(container, (Mapping, list, tuple, set)):
+        raise SecurityError(f"contains needs a string, a list or a map on its left, got {type(container).__name__}")
+    if isinstance(item, (list, tuple)):
+        return all(element in container for element in item)
+    return item in container
+
+
+_SYNTAX_FILTERS = {"_pairs": _pairs, "_soft_getattr": _soft_getattr, "_soft_getitem": _soft_getitem,
+                   "_is_known": _is_known, "_is_present": _is_present, "_contains": _contains}
+_BUDGET_FILTERS = {"_budget_iter", "_budget_concat", *_SYNTAX_FILTERS}
 
 
 def _budget_iter(iterable):
@@ -347,17 +399,33 @@ def _budget_concat(parts: list) -> str:
 
 
 def _finalize(value: Any) -> Any:
-    """Every `{{ ... }}` value, before it becomes text."""
+    """Every `{{ ... }}` value, before it becomes text: booleans and null print as in Kestra."""
     _tick()
+    if value is True or value is False:
+        return "true" if value else "false"
+    if value is None:
+        return ""
     _check_weight(value)
     return value
 
 
 class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja with Pebble's forms (flows/pebble_syntax.py), every operation within the budget."""
     intercepted_binops = frozenset({"*", "**", "%", "+"})
 
+    @property
+    def lexer(self):
+        lexer = self.__dict__.get("_pebble_lexer")
+        if lexer is None:
+            lexer = self.__dict__["_pebble_lexer"] = PebbleLexer(self)
+        return lexer
+
+    def _parse(self, source, name, filename):
+        return PebbleParser(self, source, name, filename).parse()
+
     def _generate(self, source, name, filename, defer_init=False):
-        return super()._generate(_Budgeted().visit(source), name, filename, defer_init=defer_init)
+        source = _Budgeted().visit(GuardMissing().visit(source))
+        return super()._generate(source, name, filename, defer_init=defer_init)
 
     def call_binop(self, context, operator_name, left, right):
         _tick()
@@ -422,27 +490,157 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
         return bounded
 
 
-def _to_json(value: Any) -> str:
-    _check_weight(value)
-    return json.dumps(value, default=str)
-
-
-def _from_json(value: str) -> Any:
-    return json.loads(value)
-
-
 def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002 (Jinja's names)
     _check_build(int(n) * int(max), "lipsum")
     return jinja2.utils.generate_lorem_ipsum(n=n, html=html, min=min, max=max)
 
 
+# --- Kestra's functions that need the budget or the context (docs/expressions.md) -----------------
+
+
+def _remaining_seconds() -> float:
+    budget = _budget.get()
+    return MAX_RENDER_SECONDS if budget is None else budget.deadline - time.monotonic()
+
+
+def _jq(value, expression):
+    """Kestra's `jq(expression)`: the list of every result (`| first` for one), run by a real jq."""
+    if value is None:
+        return None
+    if not isinstance(expression, str):
+        raise kestra_functions.FunctionError("jq takes its program as a string")
+    if isinstance(value, str):
+        value = kestra_functions.from_json(value)
+    _check_weight(value)
+    budget = _budget.get()
+    started_in = jq_process.start()
+    if budget is not None:
+        budget.deadline += started_in  # starting the helper is not the expression's time
+    try:
+        return jq_process.run(expression, json.loads(kestra_functions.to_json(value)), _remaining_seconds())
+    except jq_process.JqTimeout:
+        raise _OverBudget(f"jq '{_short(expression, 80)}' ran longer than the render's budget of "
+                          f"{MAX_RENDER_SECONDS:g}s") from None
+    except jq_process.JqError as error:
+        raise kestra_functions.FunctionError(f"jq '{_short(expression, 80)}': {error}") from None
+
+
+@pass_eval_context
+def _replace_filter(eval_ctx, value, old, new=None, count=None, regexp=False):
+    """Jinja's `replace(old, new, count)`, and Kestra's `replace({old: new, ...})` on a string or
+    on every string in a list or map. Regular expressions are refused: Python's cannot be stopped
+    when they backtrack without end."""
+    if not isinstance(old, Mapping):
+        return do_replace(eval_ctx, value, old, new, count)
+    if regexp:
+        raise kestra_functions.FunctionError("replace with regexp=true is not available (docs/expressions.md#filters)")
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {key: _replace_filter(eval_ctx, item, old) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replace_filter(eval_ctx, item, old) for item in value]
+    text = str(value)
+    for search, replacement in old.items():
+        text = _replace(text, str(search), str(replacement))
+    return text
+
+
+@pass_context
+def _render_function(context, toRender, recursive=True):  # noqa: N803 (Kestra's argument name)
+    """Kestra's `render(expression)`: renders a value that holds an expression (a variable, an
+    input), again until it holds no more when `recursive`, within the same budget."""
+    if not isinstance(recursive, bool):
+        raise kestra_functions.FunctionError("render's recursive argument is true or false")
+    variables = context.get_all()
+    value = toRender
+    for _ in range(MAX_RENDER_PASSES):
+        if isinstance(value, (Mapping, list)):
+            return _render_deep_within_budget(value, variables, recursive)
+        if not is_template(value):
+            return value
+        rendered = _generate(_compile(value), variables, value)
+        if not recursive or rendered == value:
+            return rendered
+        value = rendered
+    raise kestra_functions.FunctionError(f"render() still found an expression after {MAX_RENDER_PASSES} passes")
+
+
+def _render_deep_within_budget(value, variables, recursive):
+    if isinstance(value, Mapping):
+        return {key: _render_deep_within_budget(item, variables, recursive) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_render_deep_within_budget(item, variables, recursive) for item in value]
+    if is_template(value):
+        return _render_function(_BareContext(variables), value, recursive)
+    return value
+
+
+class _BareContext:
+    """What `_render_function` reads of a Jinja context, for the items of a map or list."""
+
+    def __init__(self, variables: dict):
+        self.variables = variables
+
+    def get_all(self) -> dict:
+        return self.variables
+
+
+@pass_context
+def _render_once(context, toRender):  # noqa: N803
+    return _render_function(context, toRender, recursive=False)
+
+
+@pass_context
+def _current_each_output(context, outputs):
+    """Kestra's `currentEachOutput(outputs.task)`: the outputs of `task` in the current iteration of
+    every enclosing ForEach (outputs in loops are keyed by iteration value, outermost first)."""
+    taskrun, parents = context.get("taskrun"), context.get("parents") or []
+    if not isinstance(outputs, Mapping):
+        raise kestra_functions.FunctionError("currentEachOutput takes the outputs of a task, a map")
+    if not isinstance(taskrun, Mapping):
+        raise kestra_functions.FunctionError("currentEachOutput is only known while a task runs")
+    values, child_value = [], taskrun.get("value")
+    for parent in parents:  # nearest first
+        if (parent.get("task") or {}).get("type") == FOREACH_TYPE:
+            values.append(child_value)
+        child_value = (parent.get("taskrun") or {}).get("value")
+    if not values:
+        raise kestra_functions.FunctionError("currentEachOutput is used inside a ForEach")
+    found = outputs
+    for value in reversed(values):
+        if not isinstance(found, Mapping) or value not in found:
+            raise kestra_functions.FunctionError(f"currentEachOutput: no outputs for the iteration '{value}'")
+        found = found[value]
+    return found
+
+
+def _secret(key):
+    try:
+        return environment_values.secret(key)
+    except (environment_values.SecretNotFound, ValueError) as error:
+        raise kestra_functions.FunctionError(str(error)) from None
+
+
+def _bounded_function(name: str, function):
+    """A global function, with its arguments' sizes checked as a filter's."""
+    bounded = _bounded_filter(name, function)
+    if getattr(function, "jinja_pass_arg", None) is not None:
+        bounded = pass_context(bounded)
+    return bounded
+
+
 ENVIRONMENT = _BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
                               finalize=_finalize)
 ENVIRONMENT.filters = _Filters(ENVIRONMENT.filters)
-ENVIRONMENT.filters.update(json=_to_json, toJson=_to_json, jsonEncode=_to_json, fromJson=_from_json,
-                           jsonDecode=_from_json, format=_format_filter, _budget_iter=_budget_iter,
-                           _budget_concat=_budget_concat)
-ENVIRONMENT.globals.update(fromJson=_from_json, toJson=_to_json, lipsum=_lipsum)
+ENVIRONMENT.filters.update(kestra_functions.FILTERS)
+ENVIRONMENT.filters.update(format=_format_filter, jq=_jq, replace=_replace_filter, _budget_iter=_budget_iter,
+                           _budget_concat=_budget_concat, **_SYNTAX_FILTERS)
+ENVIRONMENT.tests.update(kestra_functions.TESTS)
+ENVIRONMENT.globals.update({name: _bounded_function(name, function) for name, function in {
+    **kestra_functions.FUNCTIONS, "lipsum": _lipsum, "render": _render_function, "renderOnce": _render_once,
+    "currentEachOutput": _current_each_output, "secret": _secret}.items()})
+ENVIRONMENT.globals.update(envs=environment_values.Envs(), globals=environment_values.Globals())
 
 
 def is_template(text: Any) -> bool:
@@ -494,19 +692,23 @@ def render(text: Any, context: dict) -> Any:
     template = _compile(text)
     token = _budget.set(_Budget(MAX_RENDER_SECONDS))
     try:
-        chunks, size = [], 0
-        for chunk in template.generate(context):
-            size += len(chunk)
-            if size > MAX_RENDERED_CHARS:
-                raise ExpressionError(f"rendering '{_short(text)}' produced more than {MAX_RENDERED_CHARS} characters")
-            chunks.append(chunk)
-        return "".join(chunks)
+        return _generate(template, context, text)
     except ExpressionError:
         raise
     except Exception as error:  # every render failure becomes a located user error
         raise ExpressionError(f"cannot render '{_short(text)}': {error}") from None
     finally:
         _budget.reset(token)
+
+
+def _generate(template: jinja2.Template, context: dict, text: str) -> str:
+    chunks, size = [], 0
+    for chunk in template.generate(context):
+        size += len(chunk)
+        if size > MAX_RENDERED_CHARS:
+            raise ExpressionError(f"rendering '{_short(text)}' produced more than {MAX_RENDERED_CHARS} characters")
+        chunks.append(chunk)
+    return "".join(chunks)
 
 
 def render_deep(value: Any, context: dict) -> Any:

@@ -1,6 +1,6 @@
 """SECRET inputs (docs/inputs.md#secret): stored encrypted, decrypted only into the expression
 context of the task runs that use them, and masked wherever they are shown: API answers, the admin,
-log lines and task-run errors.
+log lines and task-run errors. The values of `secret()` are masked the same way.
 
 The key is derived from Django's SECRET_KEY, which every process shares (docs/configuration.md).
 A value is stored as `MARKER + Fernet token`, so a stored secret is recognisable without its flow.
@@ -10,6 +10,8 @@ import hashlib
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
+
+from . import environment_values
 
 MASK = "******"
 MARKER = "secret:v1:"
@@ -63,8 +65,9 @@ def hide(value):
 
 
 def secret_values(value) -> list[str]:
-    """The plain secrets held (encrypted) in `value`, longest first, for `mask_text`."""
-    found: list[str] = []
+    """The plain secrets held (encrypted) in `value` and every secret `secret()` can read
+    (docs/expressions.md#secrets-envs-and-globals), longest first, for `mask_text`."""
+    found: list[str] = [plain for plain in environment_values.secret_values() if len(plain) >= MIN_MASKED_CHARS]
 
     def visit(item):
         if is_encrypted(item):

@@ -127,6 +127,11 @@ STORAGES = {
     "flows": FLOWS_STORAGE,
 }
 
+# `globals.x` in expressions (docs/expressions.md#secrets-envs-and-globals): a JSON object.
+KESTRA_GLOBALS = env.json("KESTRA_GLOBALS", default={})
+if not isinstance(KESTRA_GLOBALS, dict):
+    raise environ.ImproperlyConfigured("KESTRA_GLOBALS must be a JSON object")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
