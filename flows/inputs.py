@@ -220,6 +220,16 @@ def _coerce(spec, value: Any, *, files: "InputFiles | None", choices: list[str] 
     return typed
 
 
+def output_typed(kind: str, value: Any) -> Any:
+    """A flow output's rendered value as its declared type (docs/flow-properties.md), or ValueError.
+    Rendered text that holds a list or a mapping is read back for ARRAY, MULTISELECT, JSON and YAML."""
+    if kind in ("ARRAY", "MULTISELECT"):
+        return _list(value)
+    if kind in ("STRING", "SECRET", "SELECT", "ENUM", "FILE"):
+        return value if isinstance(value, str) else json.dumps(value)
+    return _item(kind, value)
+
+
 def _file(spec, value: Any, files: "InputFiles | None") -> str:
     if hasattr(value, "read") and hasattr(value, "name"):  # an uploaded file
         if files is None:

@@ -23,6 +23,7 @@ def queue_for_group(key: str) -> str:
 
 class State(models.TextChoices):
     CREATED = "CREATED"
+    QUEUED = "QUEUED"  # waiting for a place under the flow's concurrency limit
     RUNNING = "RUNNING"
     SUCCESS = "SUCCESS"
     WARNING = "WARNING"
@@ -32,9 +33,11 @@ class State(models.TextChoices):
     CANCELLED = "CANCELLED"
     SKIPPED = "SKIPPED"
     RETRYING = "RETRYING"
+    RETRIED = "RETRIED"  # an execution that failed and was followed by a new one (flow retry CREATE_NEW_EXECUTION)
 
 
-TERMINAL_STATES = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED, State.SKIPPED})
+TERMINAL_STATES = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED, State.SKIPPED,
+                             State.RETRIED})
 
 
 class Tenant(models.Model):
@@ -115,6 +118,11 @@ class Execution(models.Model):
     state_history = models.JSONField(default=list, blank=True)
     trigger = models.JSONField(null=True, blank=True)
     labels = models.JSONField(default=dict, blank=True)
+    # The flow's `outputs`, rendered when the execution ended successfully (docs/flow-properties.md).
+    outputs = models.JSONField(null=True, blank=True)
+    # A flow retry CREATE_NEW_EXECUTION: the first execution of the chain, and this one's attempt number.
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
+    attempt = models.PositiveIntegerField(default=1)
     created = models.DateTimeField(auto_now_add=True)
     start_date = models.DateTimeField(null=True, blank=True)
     end_date = models.DateTimeField(null=True, blank=True)
@@ -337,22 +345,3 @@ class SchedulerTick(models.Model):
 
     last_tick = models.DateTimeField()
 
-
-
-class WorkerGroupSample(models.Model):
-    """A group's waiting and running task runs and alive workers at one moment, recorded by the
-    reconciler at most once a minute and kept a day, for the admin's chart (docs/admin.md)."""
-
-    group_key = models.CharField(max_length=100, blank=True, default="")  # '' is the default group
-    at = models.DateTimeField()
-    waiting = models.PositiveIntegerField()
-    running = models.PositiveIntegerField()
-    alive = models.PositiveIntegerField()
-
-    class Meta:
-        ordering = ["group_key", "at"]
-        indexes = [models.Index(fields=["group_key", "at"], name="worker_group_sample_at"),
-                   models.Index(fields=["at"], name="worker_group_sample_prune")]
-
-    def __str__(self):
-        return f"{queue_for_group(self.group_key)} at {self.at:%H:%M}: {self.waiting} waiting, {self.running} running"

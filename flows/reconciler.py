@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from . import dispatch
 from .engine import execution_advance, execution_kill
+from .engine.sla import sla_overdue_enforce
 from .errors import UserError
 from .fallback import fallback_decide
 from .models import Execution, State, TaskRun, queue_for_group
@@ -43,7 +44,7 @@ def taskruns_reconcile() -> dict:
     problems: dict = {}
     queue_lengths: dict = {}
     to_advance, to_kill = set(), set()
-    counts = {"failed": 0, "cancelled": 0, "killed": 0, "republished": 0, "reattempted": 0, "resumed": 0}
+    counts = {"failed": 0, "cancelled": 0, "killed": 0, "republished": 0, "reattempted": 0, "resumed": 0, "sla": 0}
 
     waiting = TaskRun.objects.filter(state=State.CREATED).exclude(
         execution__state__in=[State.KILLING, State.KILLED]
@@ -83,6 +84,7 @@ def taskruns_reconcile() -> dict:
             counts[outcome] += 1
             to_advance.add(run.execution_id)
 
+    counts["sla"] = sla_overdue_enforce(now=now)
     stalled = _stalled_executions(now) - to_advance - to_kill
     counts["resumed"] = len(stalled)
     for execution_id in to_kill:
@@ -113,6 +115,14 @@ def _stalled_executions(now, limit: int = 200) -> set:
     created = Execution.objects.filter(state=State.CREATED, created__lt=cutoff)
     if created.exists() and _queue_length(dispatch.EXECUTOR_QUEUE) == 0:
         stalled.update(created.order_by("created").values_list("id", flat=True)[:limit])
+    # Queued for a flow's concurrency limit while none of its executions runs: the message that
+    # should have started the first one was lost (docs/flow-properties.md).
+    same_flow_running = Execution.objects.filter(
+        tenant=OuterRef("tenant"), namespace=OuterRef("namespace"), flow_id=OuterRef("flow_id"),
+        state__in=[State.RUNNING, State.KILLING],
+    )
+    queued = Execution.objects.filter(state=State.QUEUED, created__lt=cutoff).exclude(Exists(same_flow_running))
+    stalled.update(queued.order_by("created").values_list("id", flat=True)[:limit])
     runs = TaskRun.objects.filter(execution=OuterRef("pk"))
     on_workers = runs.filter(Q(state=State.CREATED) | Q(state=State.RUNNING, published__isnull=False))
     idle = (

@@ -59,6 +59,11 @@ def _check_output_file(value: Any) -> Any:
 OutputFilePattern = Annotated[str, AfterValidator(_check_output_file)]
 
 
+def _none_is_empty(value: Any) -> Any:
+    """`defaults: null`, as Kestra's own flows write an empty list."""
+    return [] if value is None else value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -67,6 +72,9 @@ class WorkerGroupRef(Strict):
     key: str | None = None
     fallback: Fallback | None = None
     maxWait: Duration | None = None
+
+
+UNBOUNDED_ATTEMPTS = 1_000_000
 
 
 class Retry(Strict):
@@ -89,7 +97,8 @@ class Retry(Strict):
 
     @property
     def max_attempts(self) -> int:
-        return self.maxAttempt or self.maxAttempts or 1
+        """With only `maxDuration`, attempts go on until it is over, as in Kestra."""
+        return self.maxAttempt or self.maxAttempts or (UNBOUNDED_ATTEMPTS if self.maxDuration else 1)
 
 
 class TaskBase(Strict):
@@ -102,6 +111,9 @@ class TaskBase(Strict):
     allowFailure: bool = False
     runIf: Any = None
     logLevel: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] | None = None
+    allowWarning: bool = Field(default=False, description="A task run that ends WARNING counts as SUCCESS.")
+    logToFile: bool = Field(default=False, description="Accepted; log lines are kept in the database "
+                                                        "(docs/flow-properties.md).")
 
     flowable: ClassVar[bool] = False
 
@@ -258,7 +270,7 @@ class SwitchTask(FlowableBase):
     type: Literal["io.kestra.plugin.core.flow.Switch"]
     value: Any
     cases: dict[str, list["Task"]] = Field(default_factory=dict)
-    defaults: list["Task"] = Field(default_factory=list)
+    defaults: Annotated[list["Task"], BeforeValidator(_none_is_empty)] = Field(default_factory=list)
 
 
 class ForEachTask(FlowableBase):
@@ -270,57 +282,23 @@ class ForEachTask(FlowableBase):
     tasks: list["Task"] = Field(min_length=1)
 
 
-class CheckFrequency(Strict):
-    maxIterations: int = Field(default=100, ge=1, description="Stop after this many iterations.")
-    maxDuration: Duration = Field(default="PT1H", description="Stop once the task run is older than this.")
-    interval: Duration = Field(default="PT1S", description="The wait between the end of an iteration and the next.")
-
-
-class WaitForTask(FlowableBase):
-    """Runs its `tasks` again and again, `checkFrequency.interval` apart, until `condition` is true
-    after an iteration, or `maxIterations` or `maxDuration` is reached (then FAILED with
-    `failOnMaxReached`). `outputs.<id>.iterationCount` is the current iteration, from 1."""
-
-    type: Literal["io.kestra.plugin.core.flow.WaitFor"]
-    tasks: list["Task"] = Field(min_length=1)
-    condition: Any
-    failOnMaxReached: bool = False
-    checkFrequency: CheckFrequency = Field(default_factory=CheckFrequency)
-
-
-class DagEntry(Strict):
-    task: "Task"
-    dependsOn: list[str] = Field(default_factory=list,
-                                 description="Ids of tasks of the same Dag that must have ended first.")
-
-
-class DagTask(FlowableBase):
-    """Runs each of its `tasks` once every task it `dependsOn` has ended, independent ones at the
-    same time, at most `concurrent` at once (0: no limit). Unknown ids and cycles are refused at upload."""
-
-    type: Literal["io.kestra.plugin.core.flow.Dag", "io.kestra.core.tasks.flows.Dag"]
-    concurrent: int = Field(default=0, ge=0)
-    tasks: list[DagEntry] = Field(min_length=1)
-
-
 Task = Annotated[
     Union[
         ReturnTask, LogTask, SleepTask, OutputValuesTask, FailTask,
         ShellCommandsTask, ShellScriptTask, PythonCommandsTask, PythonScriptTask, HttpRequestTask,
-        SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, WaitForTask, DagTask,
+        SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask,
     ],
     Field(discriminator="type"),
 ]
 
-for _model in (FlowableBase, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, WaitForTask, DagEntry,
-               DagTask):
+for _model in (FlowableBase, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask):
     _model.model_rebuild()
 
 
 # --- triggers (docs/triggers.md) -----------------------------------------------------------
 
-StateName = Literal["CREATED", "RUNNING", "SUCCESS", "WARNING", "FAILED", "KILLING", "KILLED", "CANCELLED", "SKIPPED",
-                    "RETRYING"]
+StateName = Literal["CREATED", "QUEUED", "RUNNING", "SUCCESS", "WARNING", "FAILED", "KILLING", "KILLED", "CANCELLED",
+                    "SKIPPED", "RETRYING", "RETRIED"]
 # What a Flow trigger listens to unless it says otherwise: an execution that has ended.
 ENDED_STATES = ["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED"]
 
@@ -776,6 +754,67 @@ class Label(Strict):
     value: str
 
 
+# --- flow-level properties (docs/flow-properties.md) ----------------------------------------
+
+
+class FlowOutput(Strict):
+    """A value rendered when the execution ends successfully, typed, and kept as the execution's outputs."""
+
+    id: str = Field(pattern=re.compile(r"\A[a-zA-Z0-9][.a-zA-Z0-9_-]*\Z"))
+    type: Literal[INPUT_TYPES]
+    value: Any = Field(description="An expression, or a list or mapping of them, over the execution's context.")
+    description: str | None = None
+    displayName: str | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _has_value(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("an output needs a value")
+        return value
+
+
+class Concurrency(Strict):
+    """At most `limit` executions of the flow run at once, counted across every process."""
+
+    limit: int = Field(ge=1)
+    behavior: Literal["QUEUE", "CANCEL", "FAIL"] = "QUEUE"
+
+
+class SlaBase(Strict):
+    id: str = Field(min_length=1)
+    behavior: Literal["FAIL", "CANCEL", "NONE"]
+    labels: dict[str, Any] | list[Label] = Field(default_factory=dict)
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return labels_as_map(self.labels)
+
+
+class MaxDurationSla(SlaBase):
+    """Violated when the execution runs longer than `duration` (checked by every reconciler pass)."""
+
+    type: Literal["MAX_DURATION"]
+    duration: Annotated[Duration, AfterValidator(_check_interval)]
+
+
+class ExecutionAssertionSla(SlaBase):
+    """Violated when `assert` renders false once the execution's tasks have ended."""
+
+    type: Literal["EXECUTION_ASSERTION"]
+    assert_: str = Field(alias="assert", min_length=1)
+
+
+Sla = Annotated[Union[MaxDurationSla, ExecutionAssertionSla], Field(discriminator="type")]
+
+
+def labels_as_map(labels: dict | list) -> dict[str, str]:
+    """Labels in either of Kestra's forms (a mapping, or a list of {key, value}) as a mapping."""
+    if isinstance(labels, list):
+        return {label.key: label.value for label in labels}
+    return {key: str(value) for key, value in labels.items()}
+
+
 class FlowDocument(Strict):
     id: str = Field(pattern=KEY_PATTERN)
     namespace: str = Field(pattern=NAMESPACE_PATTERN)
@@ -787,15 +826,20 @@ class FlowDocument(Strict):
     tasks: list[Task] = Field(min_length=1)
     errors: list[Task] = Field(default_factory=list)
     pluginDefaults: list[PluginDefault] = Field(default_factory=list)
+    taskDefaults: list[PluginDefault] = Field(default_factory=list, description="Kestra's older name for "
+                                                                              "`pluginDefaults`.")
     triggers: list[Trigger] = Field(default_factory=list)
     workerGroup: WorkerGroupRef | None = None
     disabled: bool = False
+    outputs: list[FlowOutput] = Field(default_factory=list)
+    retry: Retry | None = Field(default=None, description="The retry of every runnable task that has none "
+                                                          "of its own, nor an enclosing task's.")
+    concurrency: Concurrency | None = None
+    sla: list[Sla] = Field(default_factory=list)
 
     @property
     def label_map(self) -> dict[str, str]:
-        if isinstance(self.labels, list):
-            return {label.key: label.value for label in self.labels}
-        return {key: str(value) for key, value in self.labels.items()}
+        return labels_as_map(self.labels)
 
 
 def child_lists(task) -> list[tuple[str, list]]:
@@ -804,7 +848,6 @@ def child_lists(task) -> list[tuple[str, list]]:
     for name in ("tasks", "then", "else_", "defaults", "errors"):
         tasks = getattr(task, name, None)
         if tasks:
-            tasks = [entry.task if isinstance(entry, DagEntry) else entry for entry in tasks]
             lists.append(("else" if name == "else_" else name, tasks))
     for case, tasks in (getattr(task, "cases", None) or {}).items():
         lists.append((f"cases.{case}", tasks))

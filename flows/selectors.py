@@ -5,14 +5,15 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from . import storage
 from .definition import parse_flow_cached
 from .errors import NotFound, UserError
 from .models import (
-    Execution, Flow, LogLine, Membership, Namespace, State, TaskRun, Tenant, TriggerState, Worker, WorkerGroup,
-    WorkerGroupSample, queue_for_group,
+    TERMINAL_STATES, Execution, Flow, LogLine, Membership, Namespace, State, TaskRun, Tenant, TriggerState, Worker,
+    WorkerGroup, queue_for_group,
 )
 
 # Created by a data migration (flows/migrations/0002_default_tenant.py), so it always exists.
@@ -92,16 +93,15 @@ def execution_get(tenant: Tenant, execution_id) -> Execution:
     return execution
 
 
-def execution_task_runs(execution: Execution, *, limit: int | None = None) -> list[TaskRun]:
+def execution_task_runs(execution: Execution) -> list[TaskRun]:
     """Task runs in creation order; those created together (Parallel branches, ForEach iterations)
-    in the order their tasks are declared, then in the order of the loop's values. With `limit`,
-    only the first `limit` created."""
+    in the order their tasks are declared, then in the order of the loop's values."""
     try:
         declared = parse_flow_cached(execution.flow_revision.source).tasks_by_id
     except UserError:
         declared = {}
     order = {task_id: index for index, task_id in enumerate(declared)}
-    runs = list(execution.task_runs.order_by("created", "id")[:limit])
+    runs = list(execution.task_runs.all())
     values = {run.id: run.outputs.get("values", []) for run in runs if isinstance(run.outputs, dict)}
 
     def position(run: TaskRun) -> tuple:
@@ -114,10 +114,21 @@ def execution_task_runs(execution: Execution, *, limit: int | None = None) -> li
     return sorted(runs, key=position)
 
 
+def executions_ahead(execution: Execution) -> int:
+    """Executions of `execution`'s flow that hold a place under its concurrency limit (started and not
+    ended), plus those queued before it (docs/flow-properties.md)."""
+    same_flow = Execution.objects.filter(tenant_id=execution.tenant_id, namespace=execution.namespace,
+                                         flow_id=execution.flow_id).exclude(id=execution.id)
+    started = Q(start_date__isnull=False) & ~Q(state__in=[*TERMINAL_STATES, State.QUEUED, State.CREATED])
+    queued_before = Q(state=State.QUEUED) & (Q(created__lt=execution.created) |
+                                             Q(created=execution.created, id__lt=execution.id))
+    return same_flow.filter(started | queued_before).count()
+
+
 def execution_search(*, tenant: Tenant, namespace: str = "", flow_id: str = "", states: list[str] = (),
-                     page: int = 1, size: int = 25) -> tuple[list[Execution], int]:
+                     labels: dict | None = None, page: int = 1, size: int = 25) -> tuple[list[Execution], int]:
     """One page of a tenant's executions, newest first, and how many match in all. `namespace`
-    matches itself and its children, as in Kestra."""
+    matches itself and its children, as in Kestra; every label of `labels` must be carried."""
     matching = Execution.objects.filter(tenant=tenant)
     if namespace:
         matching = matching.filter(Q(namespace=namespace) | Q(namespace__startswith=f"{namespace}."))
@@ -125,6 +136,8 @@ def execution_search(*, tenant: Tenant, namespace: str = "", flow_id: str = "", 
         matching = matching.filter(flow_id=flow_id)
     if states:
         matching = matching.filter(state__in=states)
+    for index, (key, value) in enumerate((labels or {}).items()):  # the key taken as it is, `__` included
+        matching = matching.alias(**{f"label_{index}": KeyTransform(key, "labels")}).filter(**{f"label_{index}": value})
     start = (page - 1) * size
     results = (
         matching.select_related("tenant", "flow_revision").prefetch_related("task_runs")
@@ -215,12 +228,6 @@ def worker_groups_counted(groups, *, tenants=None):
         return Coalesce(Subquery(counted[:1]), 0)
 
     return groups.annotate(queued=count(State.CREATED), running=count(State.RUNNING))
-
-
-def worker_group_samples(key: str, *, since) -> list[WorkerGroupSample]:
-    """A group's recorded samples ('' is the default group) since `since`, oldest first: at most one
-    a minute (flows.services.worker_group_samples_record), so an hour is some 60 rows."""
-    return list(WorkerGroupSample.objects.filter(group_key=key, at__gte=since).order_by("at")[:1000])
 
 
 def worker_group_list():

@@ -174,7 +174,31 @@ def taskrun_republished(*, run: TaskRun, when: datetime) -> bool:
 
 
 def execution_save(execution: Execution) -> None:
-    execution.save(update_fields=["state", "state_history", "start_date", "end_date"])
+    execution.save(update_fields=["state", "state_history", "start_date", "end_date", "labels", "outputs"])
+
+
+def execution_start(*, execution: Execution, when: datetime) -> None:
+    """CREATED or QUEUED → RUNNING: the execution has its place (docs/flow-properties.md, concurrency)."""
+    execution.start_date = when
+    transition(execution, State.RUNNING, when)
+    execution_save(execution)
+
+
+def execution_queue(*, execution: Execution, when: datetime) -> None:
+    """CREATED → QUEUED: it waits for a place under its flow's concurrency limit."""
+    transition(execution, State.QUEUED, when)
+    execution_save(execution)
+
+
+def execution_end_early(*, execution: Execution, state: str, message: str, when: datetime) -> None:
+    """The execution ends in `state` before its tasks have (a concurrency refusal, an SLA violation):
+    every task run not yet ended ends in that state too, and `message` is logged on the execution."""
+    transition(execution, state, when)
+    execution_save(execution)
+    for run in execution.task_runs.exclude(state__in=TERMINAL_STATES):
+        transition(run, state, when)
+        run.save(update_fields=["state", "state_history", "end_date"])
+    LogLine.objects.create(execution=execution, level="ERROR" if state == State.FAILED else "WARN", message=message)
 
 
 def execution_mark_killing(*, execution: Execution, when: datetime) -> None:

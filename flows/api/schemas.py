@@ -229,8 +229,8 @@ class StateHistory(Schema):
 
 
 class State(Schema):
-    """Kestra's state: `current` is one of CREATED, RUNNING, SUCCESS, WARNING, FAILED, KILLING,
-    KILLED, CANCELLED, SKIPPED, RETRYING; `duration` (ISO-8601) runs until `endDate`."""
+    """Kestra's state: `current` is one of CREATED, QUEUED, RUNNING, SUCCESS, WARNING, FAILED, KILLING,
+    KILLED, CANCELLED, SKIPPED, RETRYING, RETRIED; `duration` (ISO-8601) runs until `endDate`."""
 
     current: str
     histories: list[StateHistory]
@@ -318,6 +318,8 @@ class Execution(Schema):
     trigger: dict[str, Any] | None = Field(
         description="The trigger that started it: `id`, `type`, `variables`; null when started by hand.")
     state: State
+    outputs: dict[str, Any] | None = Field(
+        description="The flow's `outputs`, rendered when the execution ended; null until then, or when it has none.")
     taskRunList: list[TaskRun]
 
     @classmethod
@@ -334,6 +336,7 @@ class Execution(Schema):
             inputs=masking.hide(execution.inputs),
             labels=[Label(key=key, value=value) for key, value in execution.labels.items()],
             trigger=execution.trigger, state=State.of(execution.state, execution.state_history, end=execution.end_date),
+            outputs=masking.hide(execution.outputs) if execution.outputs is not None else None,
             taskRunList=[TaskRun.of(run, flowable=run.task_id in flowable, secrets=secrets) for run in task_runs],
         )
 

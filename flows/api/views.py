@@ -300,12 +300,13 @@ def _rendered(execution) -> Execution:
 def execution_search(
     request, tenant: str, namespace: str = "", flowId: str = "",
     state: list[State] = Query([], description="Current state; repeat for several."),
+    labels: list[str] = Query([], description="A label `key:value` the execution carries; repeat: all must match."),
     page: int = Query(1, ge=1, le=MAX_PAGE, description="1-based."), size: int = Query(25, ge=1, le=500),
 ):
     """Search executions, newest first; `namespace` matches itself and its children. Viewer."""
     found, total = selectors.execution_search(
         tenant=tenant_for(request.auth, tenant, Role.VIEWER), namespace=namespace.strip(), flow_id=flowId.strip(),
-        states=state, page=page, size=size,
+        states=state, labels=labels_dict(labels), page=page, size=size,
     )
     return ExecutionSearch(results=[_rendered(execution) for execution in found], total=total)
 

@@ -22,10 +22,12 @@ from ..definition import parse_flow_cached
 from ..expressions import RenderRefused, rendering_refused
 from ..errors import Conflict, NotFound, UserError
 from ..inputs import InputFiles, inputs_context, inputs_resolve
-from ..models import TERMINAL_STATES, Execution, State, TaskRun, queue_for_group
+from ..models import TERMINAL_STATES, Execution, LogLine, State, TaskRun, queue_for_group
 from ..selectors import flow_get, tenant_get
 from ..states import execution_mark_killing, execution_save, taskrun_end, taskrun_retry, transition
-from .evaluation import ExecutionEvaluation
+from .concurrency import concurrency_admits, concurrency_release
+from .ending import Ending, execution_ending
+from .evaluation import ExecutionEvaluation, tolerated
 from .retry import retry_delay, should_retry
 
 logger = logging.getLogger(__name__)
@@ -84,6 +86,10 @@ class _Advance:
             execution.start_date = self.evaluation.now
             transition(execution, State.RUNNING, self.evaluation.now)
         self.tree_state = self.evaluation.evaluate()
+        self.ending = None
+        if self.tree_state != State.RUNNING and not self.evaluation.killing and not self.evaluation.kill_requested:
+            self.ending = execution_ending(execution=execution, parsed=self.evaluation.parsed, runs=runs,
+                                           state=self.tree_state, context=self.evaluation.context())
 
     def save(self) -> None:
         """Under the execution's row lock."""
@@ -93,11 +99,24 @@ class _Advance:
             execution_mark_killing(execution=execution, when=evaluation.now)
             return _advance_locked(execution)  # a killing evaluation creates nothing, so renders nothing
         if state != State.RUNNING:
+            if self.ending is not None:
+                state = self._apply(self.ending)
             transition(execution, State.KILLED if evaluation.killing else state, evaluation.now)
         if execution.state != self.state_before:
             execution_save(execution)
             if execution.state in TERMINAL_STATES:  # once: an ended execution is never advanced again
                 triggers.execution_ended(execution=execution)
+                concurrency_release(execution)
+                if self.ending is not None and self.ending.retry_after is not None:
+                    _execution_retry_create(execution, countdown=self.ending.retry_after)
+
+    def _apply(self, ending: Ending) -> str:
+        """The flow's outputs, SLA labels and log lines of an ending execution; its final state."""
+        self.execution.outputs = ending.outputs
+        self.execution.labels = {**self.execution.labels, **ending.labels}
+        LogLine.objects.bulk_create(LogLine(execution=self.execution, level=level, message=message)
+                                    for level, message in ending.logs)
+        return ending.final_state
 
 
 def _advance_locked(execution: Execution) -> None:
@@ -118,7 +137,7 @@ def _decided_without_rendering(execution: Execution, runs: list[TaskRun]) -> _Ad
 def execution_advance(*, execution_id) -> None:
     with transaction.atomic():
         execution = _lock(execution_id)
-        if execution is None or execution.state in TERMINAL_STATES:
+        if execution is None or execution.state in TERMINAL_STATES or not concurrency_admits(execution):
             return
         advance = _decided_without_rendering(execution, list(execution.task_runs.all()))
         if advance is not None:
@@ -181,6 +200,19 @@ def execution_create(*, tenant_key: str, namespace: str, flow_id: str, inputs: d
     return execution
 
 
+def _execution_retry_create(failed: Execution, *, countdown: float) -> Execution:
+    """The next execution of a CREATE_NEW_EXECUTION chain: the same revision, inputs, labels and
+    trigger, started after `countdown` seconds (docs/flow-properties.md)."""
+    now = timezone.now()
+    execution = Execution.objects.create(
+        tenant=failed.tenant, flow_revision=failed.flow_revision, namespace=failed.namespace, flow_id=failed.flow_id,
+        inputs=failed.inputs, labels=failed.labels, trigger=failed.trigger, retry_of_id=failed.retry_of_id or failed.id,
+        attempt=failed.attempt + 1, state=State.CREATED, state_history=[{"state": State.CREATED, "date": now.isoformat()}],
+    )
+    dispatch.send([dispatch.advance_message(execution_id=execution.id, countdown=countdown)])
+    return execution
+
+
 def execution_kill(*, execution_id) -> Execution:
     with transaction.atomic():
         execution = _lock(execution_id)
@@ -212,8 +244,9 @@ def taskrun_finish(*, run: TaskRun, task, state: str, outputs: dict, error: str,
     if secrets:
         logs = [(level, masking.mask_text(message, secrets)) for level, message in logs]
         error = masking.mask_text(error, secrets)
-    if state == State.FAILED and should_retry(task.retry, run, now):
-        delay = retry_delay(task.retry, run.attempt)
+    retry = parse_flow_cached(run.execution.flow_revision.source).retry_for(task)
+    if state == State.FAILED and should_retry(retry, run, now):
+        delay = retry_delay(retry, run.attempt)
         logs = [*logs, ("WARN", f"attempt {run.attempt} failed; retrying in {delay:g}s")]
         with transaction.atomic():
             if taskrun_retry(run=run, failed_state=state, outputs=outputs, error=error, logs=logs, when=now,
@@ -221,8 +254,7 @@ def taskrun_finish(*, run: TaskRun, task, state: str, outputs: dict, error: str,
                 dispatch.send([dispatch.taskrun_message(taskrun_id=run.id, attempt=run.attempt + 1,
                                                         queue=queue_for_group(run.worker_group), countdown=delay)])
         return
-    if state == State.FAILED and task.allowFailure:
-        state = State.WARNING
+    state = tolerated(task, state)
     ending = {"run": run, "state": state, "outputs": outputs, "error": error, "logs": logs, "when": now}
 
     def as_ended(runs: list[TaskRun]) -> list[TaskRun]:  # the task runs as they will be once `run` has ended

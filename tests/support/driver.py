@@ -32,8 +32,7 @@ class Outcome:
 
 @dataclass
 class EngineDriver:
-    """`outcomes` maps a task id to how its task runs end (default: SUCCESS with no outputs), or to a
-    function of the claimed task run that returns its Outcome."""
+    """`outcomes` maps a task id to how its task runs end (default: SUCCESS with no outputs)."""
 
     outcomes: dict = field(default_factory=dict)
     sent: list = field(default_factory=list)
@@ -78,8 +77,6 @@ class EngineDriver:
         if run is None:
             return
         outcome = self.outcomes.get(run.task_id, Outcome())
-        if callable(outcome):
-            outcome = outcome(run)
         task = parse_flow_cached(run.execution.flow_revision.source).tasks_by_id[run.task_id]
         taskrun_finish(run=run, task=task, state=outcome.state, outputs=outcome.outputs, error=outcome.error,
                        logs=[("ERROR", outcome.error)] if outcome.error else [])
