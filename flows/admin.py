@@ -10,16 +10,20 @@ import json
 from django import forms
 from django.contrib import admin
 from django.db import transaction
-from django.db.models import Prefetch, Q
+from django.contrib.admin.utils import unquote
+from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from . import masking
-from .admin_pages import flow_execute_view, namespace_files_view
+from .admin_pages import (
+    DEFAULT_GROUP_LABEL, SHOWN_LOG_LINES, SHOWN_TASK_RUNS, execution_page, flow_execute_view, flow_tree,
+    namespace_files_view, worker_group_load,
+)
 from .errors import UserError
 from .models import (
     ApiToken, Execution, Flow, FlowRevision, LogLine, Membership, Namespace, Role, TaskRun, Tenant, TriggerState,
-    Worker, WorkerGroup, queue_for_group,
+    DEFAULT_QUEUE, Worker, WorkerGroup, queue_for_group,
 )
 from .permissions import Actor, actor_for_user, allowed, tenants_for, worker_groups_visible
 from .selectors import DEFAULT_TENANT, alive_since, alive_workers, worker_group_health, worker_groups_counted
@@ -29,7 +33,6 @@ from .services import (
 )
 from .triggers import trigger_state_disable, trigger_state_enable, trigger_state_unlock
 
-DEFAULT_GROUP_LABEL = "(default)"
 INHERIT_LABEL = "(not set: inherit)"
 
 
@@ -417,6 +420,16 @@ class FlowAdmin(TenantScopedAdmin, ServiceAdmin):
     search_fields = ("flow_id", "namespace")
     list_select_related = ("tenant",)
     inlines = [FlowRevisionInline]
+    change_form_template = "admin/flows/flow/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        flow = self.get_object(request, unquote(object_id))
+        if flow is not None:
+            try:
+                extra_context = {**(extra_context or {}), "task_tree": flow_tree(flow)}
+            except UserError as error:
+                extra_context = {**(extra_context or {}), "task_tree_error": str(error)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):
         execute = self.admin_site.admin_view(
@@ -456,29 +469,44 @@ class FlowAdmin(TenantScopedAdmin, ServiceAdmin):
 # --- executions and logs: read-only ------------------------------------------------------------
 
 
-class TaskRunInline(ParentViewMixin, ReadOnlyAdminMixin, admin.TabularInline):
-    model = TaskRun
-    fields = ("task_id", "value", "state", "group", "fallback", "worker_id", "attempt", "start_date", "end_date", "error")
-    readonly_fields = fields
-    ordering = ("created",)
-    extra = 0
+class WorkerGroupFilter(admin.SimpleListFilter):
+    """Task runs (or executions with a task run) of one worker group; `default` is the default group."""
 
-    @admin.display(description="worker group")
-    def group(self, obj):
-        return obj.worker_group or DEFAULT_GROUP_LABEL
+    title = "worker group"
+    parameter_name = "group"
+
+    def lookups(self, request, model_admin):
+        keys = worker_groups_visible(actor_of(request)).values_list("key", flat=True)
+        return [(DEFAULT_QUEUE, DEFAULT_GROUP_LABEL), *((key, key) for key in keys)]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        key = "" if self.value() == DEFAULT_QUEUE else self.value()
+        if queryset.model is Execution:
+            return queryset.filter(Exists(TaskRun.objects.filter(execution=OuterRef("pk"), worker_group=key)))
+        return queryset.filter(worker_group=key)
 
 
 @admin.register(Execution)
 class ExecutionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = ("id", "flow_id", "namespace", "tenant", "revision", "state", "created", "start_date", "end_date")
-    list_filter = ("state", ("tenant", admin.RelatedOnlyFieldListFilter), "namespace")
+    list_filter = ("state", ("tenant", admin.RelatedOnlyFieldListFilter), "namespace", "flow_id", WorkerGroupFilter)
     search_fields = ("=id", "flow_id", "namespace")
     list_select_related = ("tenant", "flow_revision")
     date_hierarchy = "created"
     fields = ("id", "tenant", "namespace", "flow_id", "revision", "state", "created", "start_date", "end_date",
               "inputs_shown", "labels", "trigger", "state_history", "logs_link")
     readonly_fields = fields
-    inlines = [TaskRunInline]
+    change_form_template = "admin/flows/execution/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """Task runs, their timeline and the logs, bounded (docs/admin.md)."""
+        execution = self.get_object(request, unquote(object_id))
+        if execution is not None:
+            extra_context = {**(extra_context or {}), **execution_page(execution),
+                             "shown_task_runs": SHOWN_TASK_RUNS, "shown_log_lines": SHOWN_LOG_LINES}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="revision", ordering="flow_revision__revision")
     def revision(self, obj):
@@ -493,6 +521,35 @@ class ExecutionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     def logs_link(self, obj):
         url = reverse("admin:flows_logline_changelist")
         return format_html('<a href="{}?execution__id__exact={}">{} log lines</a>', url, obj.pk, obj.logs.count())
+
+
+@admin.register(TaskRun)
+class TaskRunAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    """Every task run, filtered by state and worker group (docs/admin.md)."""
+
+    tenant_path = "execution__tenant"
+    list_display = ("task_id", "value", "execution_link", "state", "group", "worker_id", "attempt", "start_date",
+                    "end_date")
+    list_filter = ("state", WorkerGroupFilter)
+    search_fields = ("task_id", "worker_id", "=execution__id")
+    list_select_related = ("execution",)
+    fields = ("task_id", "task_type", "value", "execution_link", "state", "group", "fallback", "worker_id", "attempt",
+              "created", "start_date", "end_date", "error_shown")
+    readonly_fields = fields
+
+    @admin.display(description="execution")
+    def execution_link(self, obj):
+        url = reverse("admin:flows_execution_change", args=[obj.execution_id])
+        return format_html('<a href="{}">{}.{}</a>', url, obj.execution.namespace, obj.execution.flow_id)
+
+    @admin.display(description="worker group", ordering="worker_group")
+    def group(self, obj):
+        return obj.worker_group or DEFAULT_GROUP_LABEL
+
+    @admin.display(description="error")
+    def error_shown(self, obj):
+        """SECRET inputs masked, as the API masks them (docs/inputs.md)."""
+        return masking.mask_text(obj.error, masking.secret_values(obj.execution.inputs))
 
 
 @admin.register(LogLine)
@@ -695,6 +752,7 @@ class WorkerGroupAdmin(ServiceAdmin):
 
     form = WorkerGroupForm
     change_list_template = "admin/flows/workergroup/change_list.html"
+    change_form_template = "admin/flows/workergroup/change_form.html"
     list_display = ("key", "description", "tenants", "health", "updated")
     search_fields = ("key", "description")
     filter_horizontal = ("allowed_tenants",)
@@ -752,8 +810,16 @@ class WorkerGroupAdmin(ServiceAdmin):
             **(extra_context or {}),
             "default_group_label": DEFAULT_GROUP_LABEL,
             "default_group_health": health_html(worker_group_health([""], tenants=tenants)[""]),
+            "default_group_load": worker_group_load("") if actor.is_superuser else "",
         }
         return super().changelist_view(request, extra_context=extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The load chart counts every tenant's task runs: a superuser's only (docs/admin.md)."""
+        group = self.get_object(request, unquote(object_id))
+        if group is not None and actor_of(request).is_superuser:
+            extra_context = {**(extra_context or {}), "load": worker_group_load(group.key)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def delete_model(self, request, obj):
         worker_group_delete(key=obj.key)

@@ -1,8 +1,10 @@
-"""Two admin pages that are not a model's change form: a flow's *Execute* page (a form built from
-its inputs, FILE inputs uploaded; docs/inputs.md) and a namespace's *Files* page (list, download,
-upload, delete; docs/namespace-files.md). They parse input and call one service, as every admin
+"""Admin pages that are not a model's change form, and what the drawn pages show: a flow's *Execute*
+page (a form built from its inputs, FILE inputs uploaded; docs/inputs.md), a namespace's *Files*
+page (list, download, upload, delete; docs/namespace-files.md), and the contents of the execution,
+flow and worker-group pages (docs/admin.md). Forms parse input and call one service, as every admin
 form does; flows.permissions decides who may (viewer reads, developer writes and executes)."""
 import json
+from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
@@ -10,12 +12,16 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import SafeString
 
-from . import engine, selectors, services, storage
-from .definition import parse_flow_cached
+from . import drawing, engine, masking, selectors, services, storage
+from .definition import parse_flow_cached, tasks_declaring_worker_group
 from .errors import UserError
 from .models import Role
 from .permissions import Actor, allowed, tenant_for, tenants_for
+from .routing import route_describe
+from .schema import child_lists
 
 TEXT_TYPES = {"JSON", "YAML", "ARRAY"}
 HINTS = {
@@ -166,3 +172,86 @@ def namespace_files_view(model_admin, request, actor: Actor):
             return redirect(f"{here}?tenant={tenant_key}&namespace={namespace}&path={directory}")
         context["error"] = error.message
     return TemplateResponse(request, "admin/flows/namespace/files.html", context)
+
+
+# --- drawn pages (docs/admin.md): an execution's runs, timeline and logs; a flow's task tree; a
+# worker group's load. Each reads a bounded number of rows in a fixed number of queries.
+
+DEFAULT_GROUP_LABEL = "(default)"
+SHOWN_TASK_RUNS = 500
+SHOWN_LOG_LINES = 500
+BRANCH_LABELS = {"then": "then", "else": "else", "defaults": "defaults", "errors": "errors"}
+
+
+def _seconds(start, end) -> str:
+    return drawing.duration_text((end - start).total_seconds()) if start and end else ""
+
+
+def execution_page(execution) -> dict:
+    """Context of an execution's page: task runs (table and timeline bars) and log lines, at most
+    SHOWN_TASK_RUNS and SHOWN_LOG_LINES of them, masked as the API masks them (docs/inputs.md)."""
+    now = timezone.now()
+    secrets = masking.secret_values(execution.inputs)
+    runs = selectors.execution_task_runs(execution, limit=SHOWN_TASK_RUNS)
+    total_runs = len(runs) if len(runs) < SHOWN_TASK_RUNS else execution.task_runs.count()
+    lines, total_lines = selectors.execution_logs(execution, size=SHOWN_LOG_LINES)
+    rows, bars = [], []
+    for run in runs:
+        label = f"{run.task_id} [{run.value}]" if run.value is not None else run.task_id
+        group = run.worker_group or DEFAULT_GROUP_LABEL
+        end = run.end_date or now
+        rows.append({"run": run, "label": label, "group": group, "duration": _seconds(run.start_date, end),
+                     "error": masking.mask_text(run.error, secrets)})
+        bars.append(drawing.Bar(
+            label=label, detail=f"{group} · {run.worker_id or 'no worker'}", state=run.state,
+            start=run.start_date or run.created, end=max(end, run.start_date or run.created),
+            waited_from=run.created if run.start_date else None,
+        ))
+    origin = min([execution.start_date or execution.created] + [run.created for run in runs])
+    until = max([execution.end_date or now] + [bar.end for bar in bars])
+    return {
+        "task_runs": rows, "task_runs_total": total_runs,
+        "timeline": drawing.timeline_svg(bars, origin=origin, until=until) if bars else "",
+        "log_lines": [(line, masking.mask_text(line.message, secrets)) for line in lines],
+        "log_lines_total": total_lines,
+    }
+
+
+def flow_tree(flow) -> SafeString:
+    """The flow's tasks drawn as a tree, each runnable labelled with the group its key resolves to
+    and the rule that gave it (docs/routing.md)."""
+    parsed = parse_flow_cached(flow.source)
+    declared = tasks_declaring_worker_group(flow.source)
+    namespace_cache: dict = {}
+
+    def node(task) -> drawing.Node:
+        kind = task.type.rsplit(".", 1)[-1]
+        if not task.flowable:
+            group, rule = route_describe(holder=task, document=parsed.document, tenant=flow.tenant,
+                                         own_key_declared=task.id in declared, namespace_cache=namespace_cache)
+            return drawing.Node(text=task.id, kind=kind, group=f"{group or DEFAULT_GROUP_LABEL} ({rule})")
+        children = []
+        lists = child_lists(task)
+        # Switch: its cases, then defaults, then any flowable's errors last.
+        lists.sort(key=lambda item: {"defaults": 1, "errors": 2}.get(item[0], 0))
+        for name, tasks in lists:
+            nodes = [node(child) for child in tasks]
+            if name == "tasks":
+                children.extend(nodes)
+            else:
+                text = BRANCH_LABELS.get(name) or f"case {name.removeprefix('cases.')}"
+                children.append(drawing.Node(text=text, branch=True, children=nodes))
+        return drawing.Node(text=task.id, kind=kind, children=children)
+
+    roots = [node(task) for task in parsed.document.tasks]
+    if parsed.document.errors:
+        roots.append(drawing.Node(text="errors", branch=True, children=[node(t) for t in parsed.document.errors]))
+    return drawing.tree_svg(roots)
+
+
+def worker_group_load(key: str) -> SafeString:
+    """Waiting, running and alive workers of group `key` ('' the default group) over the last hour."""
+    now = timezone.now()
+    samples = selectors.worker_group_samples(key, since=now - timedelta(hours=1))
+    return drawing.load_svg([((now - sample.at).total_seconds() / 60, sample.waiting, sample.running, sample.alive)
+                             for sample in samples])

@@ -91,6 +91,15 @@ def parse_flow_cached(source: str) -> ParsedFlow:
     return parse_flow(source)
 
 
+def tasks_declaring_worker_group(source: str) -> set[str]:
+    """Ids of the tasks whose own YAML names a workerGroup key (not given by pluginDefaults)."""
+    data = load_located(source).data
+    return {
+        task.get("id") for _, task in _raw_tasks(data if isinstance(data, dict) else {})
+        if isinstance(task.get("workerGroup"), dict) and task["workerGroup"].get("key")
+    }
+
+
 # --- pluginDefaults (Kestra's rules) --------------------------------------------------------
 
 

@@ -345,3 +345,22 @@ class SchedulerTick(models.Model):
 
     last_tick = models.DateTimeField()
 
+
+
+class WorkerGroupSample(models.Model):
+    """A group's waiting and running task runs and alive workers at one moment, recorded by the
+    reconciler at most once a minute and kept a day, for the admin's chart (docs/admin.md)."""
+
+    group_key = models.CharField(max_length=100, blank=True, default="")  # '' is the default group
+    at = models.DateTimeField()
+    waiting = models.PositiveIntegerField()
+    running = models.PositiveIntegerField()
+    alive = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["group_key", "at"]
+        indexes = [models.Index(fields=["group_key", "at"], name="worker_group_sample_at"),
+                   models.Index(fields=["at"], name="worker_group_sample_prune")]
+
+    def __str__(self):
+        return f"{queue_for_group(self.group_key)} at {self.at:%H:%M}: {self.waiting} waiting, {self.running} running"

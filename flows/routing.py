@@ -50,6 +50,29 @@ def route_resolve(*, holder, document: FlowDocument, tenant: Tenant, context: di
     return Route(key=key, fallback=fallback or "WAIT", max_wait_seconds=seconds)
 
 
+def route_describe(*, holder, document: FlowDocument, tenant: Tenant, own_key_declared: bool,
+                   namespace_cache: dict) -> tuple[str, str]:
+    """(group, rule) that route_resolve's rules give `holder` before an execution exists: the rule is
+    where the key comes from (task, pluginDefaults, flow, namespace, tenant, default); an expression
+    key is shown as written, since only an execution's context resolves it. '' is the default group.
+    `own_key_declared`: the task's YAML itself names a key (else pluginDefaults gave it)."""
+    own = getattr(holder, "workerGroup", None)
+    flow_level = document.workerGroup
+    if own and own.key:
+        key, rule = own.key, "task" if own_key_declared else "pluginDefaults"
+    elif flow_level and flow_level.key:
+        key, rule = flow_level.key, "flow"
+    else:
+        if document.namespace not in namespace_cache:
+            namespace_cache[document.namespace] = namespace_defaults(tenant, document.namespace)
+        namespace_key = namespace_cache[document.namespace][0]
+        key, rule = (namespace_key, "namespace") if namespace_key else (tenant.worker_group_key, "tenant")
+    key = key.strip()
+    if not key:
+        return "", "default"
+    return ("" if key == DEFAULT_QUEUE else key), rule
+
+
 def worker_group_allows(group: WorkerGroup, tenant: Tenant) -> bool:
     allowed = [t.pk for t in group.allowed_tenants.all()]
     return not allowed or tenant.pk in allowed

@@ -13,7 +13,7 @@ from .definition import parse_flow_cached
 from .errors import NotFound, UserError
 from .models import (
     TERMINAL_STATES, Execution, Flow, LogLine, Membership, Namespace, State, TaskRun, Tenant, TriggerState, Worker,
-    WorkerGroup, queue_for_group,
+    WorkerGroup, WorkerGroupSample, queue_for_group,
 )
 
 # Created by a data migration (flows/migrations/0002_default_tenant.py), so it always exists.
@@ -93,15 +93,16 @@ def execution_get(tenant: Tenant, execution_id) -> Execution:
     return execution
 
 
-def execution_task_runs(execution: Execution) -> list[TaskRun]:
+def execution_task_runs(execution: Execution, *, limit: int | None = None) -> list[TaskRun]:
     """Task runs in creation order; those created together (Parallel branches, ForEach iterations)
-    in the order their tasks are declared, then in the order of the loop's values."""
+    in the order their tasks are declared, then in the order of the loop's values. With `limit`,
+    only the first `limit` created."""
     try:
         declared = parse_flow_cached(execution.flow_revision.source).tasks_by_id
     except UserError:
         declared = {}
     order = {task_id: index for index, task_id in enumerate(declared)}
-    runs = list(execution.task_runs.all())
+    runs = list(execution.task_runs.order_by("created", "id")[:limit])
     values = {run.id: run.outputs.get("values", []) for run in runs if isinstance(run.outputs, dict)}
 
     def position(run: TaskRun) -> tuple:
@@ -228,6 +229,12 @@ def worker_groups_counted(groups, *, tenants=None):
         return Coalesce(Subquery(counted[:1]), 0)
 
     return groups.annotate(queued=count(State.CREATED), running=count(State.RUNNING))
+
+
+def worker_group_samples(key: str, *, since) -> list[WorkerGroupSample]:
+    """A group's recorded samples ('' is the default group) since `since`, oldest first: at most one
+    a minute (flows.services.worker_group_samples_record), so an hour is some 60 rows."""
+    return list(WorkerGroupSample.objects.filter(group_key=key, at__gte=since).order_by("at")[:1000])
 
 
 def worker_group_list():

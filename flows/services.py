@@ -15,15 +15,18 @@ from .definition import ParsedFlow, document_json, parse_flow
 from .errors import Conflict, Fault, NotFound, UserError
 from .models import (
     DEFAULT_QUEUE, KEY_PATTERN, RESERVED_GROUP_KEYS, ApiToken, Flow, FlowRevision, Membership, Namespace, Role, Tenant,
-    Worker, WorkerGroup,
+    Worker, WorkerGroup, WorkerGroupSample,
 )
 from .routing import worker_group_allows
 from .schema import NAMESPACE_PATTERN
-from .selectors import flow_get, namespace_files_root, tenant_get
+from .selectors import flow_get, namespace_files_root, tenant_get, worker_group_health
 from .triggers import triggers_sync
 
 FALLBACKS = ("WAIT", "FAIL", "CANCEL")
 TOKEN_USE_RECORDED_EVERY = timedelta(minutes=1)
+# The admin's worker-group chart (docs/admin.md): one sample per group a minute, kept a day.
+SAMPLE_EVERY = timedelta(minutes=1)
+SAMPLES_KEPT = timedelta(hours=24)
 
 
 def _check_defaults(*, worker_group_key: str, fallback: str, tenant: Tenant | None) -> None:
@@ -361,3 +364,23 @@ def namespace_files_upload(*, tenant_key: str, namespace: str, files: dict) -> l
     for relative, content in checked.items():
         storage.put(tenant_key=tenant_key, path=f"{root}/{relative}", content=content, where=relative)
     return sorted(checked)
+
+
+# --- worker-group samples (docs/admin.md) -------------------------------------------------------
+
+
+def worker_group_samples_record(*, now=None) -> int:
+    """Record every group's waiting and running task runs and alive workers, unless a sample is
+    younger than SAMPLE_EVERY; forget samples older than SAMPLES_KEPT. Returns the samples written.
+    Two reconcilers passing at once may both write: a chart point twice, nothing worse."""
+    now = now or timezone.now()
+    if WorkerGroupSample.objects.filter(at__gt=now - SAMPLE_EVERY, at__lte=now).exists():
+        return 0
+    samples = [
+        WorkerGroupSample(group_key=key, at=now, waiting=health["queued"], running=health["running"],
+                          alive=len(health["aliveWorkers"]))
+        for key, health in worker_group_health().items()
+    ]
+    WorkerGroupSample.objects.bulk_create(samples)
+    WorkerGroupSample.objects.filter(at__lt=now - SAMPLES_KEPT).delete()
+    return len(samples)

@@ -1,7 +1,7 @@
 """Celery tasks of the executor queue. Each is an interface: ids in, one service called."""
 from celery import shared_task
 
-from . import engine, reconciler, scheduler
+from . import engine, reconciler, scheduler, services
 
 
 @shared_task(name="flows.execution_advance")
@@ -17,5 +17,7 @@ def scheduler_tick(self) -> None:
 
 @shared_task(name="flows.reconcile")
 def reconcile() -> None:
-    """Sent by beat every RECONCILE_SECONDS: task runs waiting or lost (docs/fallback.md, docs/guarantees.md)."""
+    """Sent by beat every RECONCILE_SECONDS: task runs waiting or lost (docs/fallback.md, docs/guarantees.md);
+    then, at most once a minute, a sample of each group's load for the admin's chart (docs/admin.md)."""
     reconciler.taskruns_reconcile()
+    services.worker_group_samples_record()
