@@ -12,6 +12,7 @@ from django.utils.safestring import SafeString, mark_safe
 STATE_COLOURS = {
     "CREATED": "#9e9e9e", "RUNNING": "#1e88e5", "SUCCESS": "#43a047", "WARNING": "#fb8c00", "FAILED": "#e53935",
     "KILLING": "#ab47bc", "KILLED": "#6a1b9a", "CANCELLED": "#616161", "SKIPPED": "#cfd8dc", "RETRYING": "#fdd835",
+    "RETRIED": "#fbc02d", "QUEUED": "#bdbdbd",
 }
 
 
@@ -21,8 +22,9 @@ def format_svg(template: str, *args) -> SafeString:
         arg if isinstance(arg, (int, float)) else conditional_escape(arg) for arg in args)))
 
 
-FONT = "font-family: sans-serif; font-size: 12px"
+FONT = "font-family: sans-serif; font-size: 12px; max-width: 100%; height: auto"
 ROW = 24
+BAR_ROW = 32  # two lines of label
 LABEL_WIDTH = 320
 WIDTH = 960
 
@@ -80,9 +82,9 @@ def timeline_svg(bars: list[Bar], *, origin: datetime, until: datetime) -> SafeS
         parts.append(format_svg(
             '<line x1="{0:.1f}" y1="{1}" x2="{0:.1f}" y2="{2}" stroke="#e0e0e0"/>'
             '<text x="{0:.1f}" y="{3}" text-anchor="middle" fill="#666">{4}</text>',
-            tick_x, top - 6, top + ROW * len(bars), top - 10, f"+{tick:g} s"))
+            tick_x, top - 6, top + BAR_ROW * len(bars), top - 10, f"+{tick:g} s"))
     for index, bar in enumerate(bars):
-        y = top + index * ROW
+        y = top + index * BAR_ROW
         start_x = x(bar.start)
         width = max(x(bar.end) - start_x, 2.0)
         seconds = (bar.end - bar.start).total_seconds()
@@ -90,15 +92,15 @@ def timeline_svg(bars: list[Bar], *, origin: datetime, until: datetime) -> SafeS
             parts.append(format_svg(
                 '<rect x="{:.1f}" y="{}" width="{:.1f}" height="{}" fill="none" stroke="#9e9e9e" '
                 'stroke-dasharray="3 2"><title>waiting for a worker</title></rect>',
-                x(bar.waited_from), y + 6, max(start_x - x(bar.waited_from), 1.0), ROW - 12))
+                x(bar.waited_from), y + 6, max(start_x - x(bar.waited_from), 1.0), BAR_ROW - 12))
         parts.append(format_svg(
             '<g class="bar" data-state="{0}">'
             '<text x="4" y="{1}" font-weight="bold">{2}</text><text x="4" y="{3}" fill="#666" font-size="10">{4}</text>'
             '<rect x="{5:.1f}" y="{6}" width="{7:.1f}" height="{8}" rx="2" fill="{9}">'
             '<title>{2}: {0}, {10} ({4})</title></rect></g>',
-            bar.state, y + 11, _clip(bar.label, 44), y + 21, _clip(bar.detail, 52), start_x, y + 3, width, ROW - 6,
+            bar.state, y + 13, _clip(bar.label, 44), y + 26, _clip(bar.detail, 52), start_x, y + 3, width, BAR_ROW - 6,
             STATE_COLOURS.get(bar.state, "#9e9e9e"), duration_text(seconds)))
-    return _svg(WIDTH, top + ROW * len(bars) + 8, "timeline of the execution's task runs", parts)
+    return _svg(WIDTH, top + BAR_ROW * len(bars) + 8, "timeline of the execution's task runs", parts)
 
 
 def _clip(text: str, size: int) -> str:
@@ -159,7 +161,7 @@ def tree_svg(roots: list[Node]) -> SafeString:
 def load_svg(points: list[tuple[float, int, int, int]], *, minutes: int = 60) -> SafeString:
     """`points`: (minutes before now, waiting, running, alive), drawn as three lines over the last
     `minutes`, now at the right edge."""
-    left, top, plot_width, plot_height = 48, 16, WIDTH - 48 - 130, 180
+    left, top, plot_width, plot_height = 48, 16, WIDTH - 48 - 150, 180
     highest = max([1] + [max(waiting, running, alive) for _, waiting, running, alive in points])
     y_ticks = _ticks(highest, 4, whole=True)
     if y_ticks[-1] < highest:  # the scale ends on a tick above the highest value
@@ -188,6 +190,9 @@ def load_svg(points: list[tuple[float, int, int, int]], *, minutes: int = 60) ->
             parts.append(format_svg(
                 '<polyline class="series" data-series="{}" points="{}" fill="none" stroke="{}" stroke-width="2"{}/>',
                 name, coordinates, colour, mark_safe(' stroke-dasharray="4 3"') if column == 3 else ""))
+            # A dot per sample: a lone sample (the first minute) shows too.
+            parts.extend(format_svg('<circle cx="{:.1f}" cy="{:.1f}" r="2.5" fill="{}"/>', x(point[0]), y(point[column]),
+                                    colour) for point in points)
         legend_y = top + 10 + number * 18
         parts.append(format_svg(
             '<rect x="{}" y="{}" width="14" height="4" fill="{}"/><text x="{}" y="{}">{}</text>',
