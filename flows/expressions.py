@@ -456,6 +456,8 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def getattr(self, obj, attribute):
         _tick()
+        if isinstance(obj, dict) and attribute in obj:  # as Pebble: `outputs.task.values` is the key, not dict.values
+            return obj[attribute]
         return super().getattr(obj, attribute)
 
     def getitem(self, obj, argument):

@@ -116,3 +116,8 @@ def test_rendering_can_be_refused_where_a_lock_is_held():
         with pytest.raises(RenderRefused):
             render("{{ 1 + 1 }}", {})
     assert render("{{ 1 + 1 }}", {}) == "2"
+
+
+def test_a_mapping_key_wins_over_a_method_of_the_same_name_as_in_pebble():
+    context = {"outputs": {"out": {"values": {"count": "4"}, "items": [1, 2]}}}
+    assert render("{{ outputs.out.values.count }}-{{ outputs.out.items | length }}", context) == "4-2"
