@@ -71,6 +71,7 @@ def parse_flow(source: str) -> ParsedFlow:
     except pydantic.ValidationError as error:
         faults.extend(_translate(error, located))
     faults.extend(_duplicate_ids(located))
+    faults.extend(_dag_faults(located))
     faults.extend(_template_faults(located))
     if faults:
         raise UserError(sorted(set(faults), key=lambda f: (f.line or 0, f.column or 0, f.path)))
@@ -109,9 +110,11 @@ def _raw_tasks(data: dict):
         if not isinstance(tasks, list):
             return
         for index, task in enumerate(tasks):
+            task_path = path + (index,)
+            if _is_dag_entry(task):  # a Dag holds {task, dependsOn}
+                task, task_path = task["task"], task_path + ("task",)
             if not isinstance(task, dict):
                 continue
-            task_path = path + (index,)
             yield task_path, task
             for key in TASK_LIST_KEYS:
                 yield from walk(task.get(key), task_path + (key,))
@@ -122,6 +125,10 @@ def _raw_tasks(data: dict):
 
     yield from walk(data.get("tasks"), ("tasks",))
     yield from walk(data.get("errors"), ("errors",))
+
+
+def _is_dag_entry(item: Any) -> bool:
+    return isinstance(item, dict) and "type" not in item and isinstance(item.get("task"), dict)
 
 
 def _raw_triggers(data: dict) -> list:
@@ -257,6 +264,52 @@ def _duplicate_ids(located: LocatedDocument) -> list[Fault]:
                 faults.append(located.fault(("triggers", index, "id"), f"duplicate trigger id '{trigger_id}'"))
             trigger_ids.add(trigger_id)
     return faults
+
+
+def _dag_faults(located: LocatedDocument) -> list[Fault]:
+    """In each Dag, every `dependsOn` names a task of that Dag, and no task depends on itself through others."""
+    faults = []
+    for path, task in _raw_tasks(located.data):
+        entries = task.get("tasks") if task.get("type") in schema.DagTask.model_fields["type"].annotation.__args__ else None
+        if not isinstance(entries, list):
+            continue
+        depends: dict[str, list] = {}  # task id → [(index in dependsOn, id depended on)]
+        where: dict[str, int] = {}
+        for index, entry in enumerate(entries):
+            if _is_dag_entry(entry) and isinstance(entry["task"].get("id"), str):
+                where[entry["task"]["id"]] = index
+                listed = entry.get("dependsOn")
+                depends[entry["task"]["id"]] = list(enumerate(listed)) if isinstance(listed, list) else []
+        for task_id, listed in depends.items():
+            for position, needed in listed:
+                if needed not in depends:
+                    faults.append(located.fault(path + ("tasks", where[task_id], "dependsOn", position),
+                                                f"task '{task_id}' depends on '{needed}', which is not a task of this Dag"))
+        for task_id, position, cycle in _dag_cycles(depends):
+            faults.append(located.fault(path + ("tasks", where[task_id], "dependsOn", position),
+                                        f"dependsOn makes a cycle, which a Dag may not have: {' → '.join(cycle)} (each depends on the next)"))
+    return faults
+
+
+def _dag_cycles(depends: dict[str, list]) -> list[tuple[str, int, list[str]]]:
+    """Each cycle once, as (task id, position in its dependsOn, the cycle's ids), found by a
+    depth-first walk: the dependency that closes the cycle is the one reported."""
+    found, done, trail = [], set(), []
+
+    def visit(task_id: str):
+        trail.append(task_id)
+        for position, needed in depends[task_id]:
+            if needed in trail:
+                found.append((task_id, position, trail[trail.index(needed):] + [needed]))
+            elif needed in depends and needed not in done:
+                visit(needed)
+        trail.pop()
+        done.add(task_id)
+
+    for task_id in depends:
+        if task_id not in done:
+            visit(task_id)
+    return found
 
 
 def _template_faults(located: LocatedDocument) -> list[Fault]:

@@ -282,16 +282,50 @@ class ForEachTask(FlowableBase):
     tasks: list["Task"] = Field(min_length=1)
 
 
+class CheckFrequency(Strict):
+    maxIterations: int = Field(default=100, ge=1, description="Stop after this many iterations.")
+    maxDuration: Duration = Field(default="PT1H", description="Stop once the task run is older than this.")
+    interval: Duration = Field(default="PT1S", description="The wait between the end of an iteration and the next.")
+
+
+class WaitForTask(FlowableBase):
+    """Runs its `tasks` again and again, `checkFrequency.interval` apart, until `condition` is true
+    after an iteration, or `maxIterations` or `maxDuration` is reached (then FAILED with
+    `failOnMaxReached`). `outputs.<id>.iterationCount` is the current iteration, from 1."""
+
+    type: Literal["io.kestra.plugin.core.flow.WaitFor"]
+    tasks: list["Task"] = Field(min_length=1)
+    condition: Any
+    failOnMaxReached: bool = False
+    checkFrequency: CheckFrequency = Field(default_factory=CheckFrequency)
+
+
+class DagEntry(Strict):
+    task: "Task"
+    dependsOn: list[str] = Field(default_factory=list,
+                                 description="Ids of tasks of the same Dag that must have ended first.")
+
+
+class DagTask(FlowableBase):
+    """Runs each of its `tasks` once every task it `dependsOn` has ended, independent ones at the
+    same time, at most `concurrent` at once (0: no limit). Unknown ids and cycles are refused at upload."""
+
+    type: Literal["io.kestra.plugin.core.flow.Dag", "io.kestra.core.tasks.flows.Dag"]
+    concurrent: int = Field(default=0, ge=0)
+    tasks: list[DagEntry] = Field(min_length=1)
+
+
 Task = Annotated[
     Union[
         ReturnTask, LogTask, SleepTask, OutputValuesTask, FailTask,
         ShellCommandsTask, ShellScriptTask, PythonCommandsTask, PythonScriptTask, HttpRequestTask,
-        SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask,
+        SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, WaitForTask, DagTask,
     ],
     Field(discriminator="type"),
 ]
 
-for _model in (FlowableBase, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask):
+for _model in (FlowableBase, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, WaitForTask, DagEntry,
+               DagTask):
     _model.model_rebuild()
 
 
@@ -848,6 +882,7 @@ def child_lists(task) -> list[tuple[str, list]]:
     for name in ("tasks", "then", "else_", "defaults", "errors"):
         tasks = getattr(task, name, None)
         if tasks:
+            tasks = [entry.task if isinstance(entry, DagEntry) else entry for entry in tasks]
             lists.append(("else" if name == "else_" else name, tasks))
     for case, tasks in (getattr(task, "cases", None) or {}).items():
         lists.append((f"cases.{case}", tasks))

@@ -20,15 +20,18 @@ from ..models import TERMINAL_STATES, Execution, LogLine, State, TaskRun, queue_
 from ..routing import RoutingError, route_resolve, worker_group_problem
 from ..selectors import alive_queues
 from ..states import taskruns_save, transition
-from .flowables import handler_for
+from .flowables import combine, handler_for
 
 # How a task run's own state counts for the sequence that holds it.
 STATE_IN_SEQUENCE = {State.CANCELLED: State.KILLED, State.SKIPPED: State.SUCCESS}
 
 
-def scope_key(parent_id, task_id: str, value: str | None) -> str:
-    """Identifies a task run inside its execution: (parent, task id, loop value)."""
+def scope_key(parent_id, task_id: str, value: str | None, iteration: int | None = None) -> str:
+    """Identifies a task run inside its execution: (parent, task id, loop value), and the iteration
+    of a WaitFor that runs its children again."""
     raw = f"{parent_id or ''}|{task_id}|{'' if value is None else value}"
+    if iteration is not None:
+        raw += f"|{iteration}"
     return hashlib.sha1(raw.encode()).hexdigest()
 
 
@@ -40,14 +43,6 @@ def tolerated(task, state: str) -> str:
     if state == State.WARNING and task.allowWarning:
         state = State.SUCCESS
     return state
-
-
-def combine(states: list[str]) -> str:
-    """The state of branches run side by side: running while any runs, else the worst outcome."""
-    for state in (State.RUNNING, State.FAILED, State.KILLED, State.WARNING):
-        if state in states:
-            return state
-    return State.SUCCESS
 
 
 class ExecutionEvaluation:
@@ -84,13 +79,13 @@ class ExecutionEvaluation:
                 return State.RUNNING
         return state
 
-    def sequence(self, tasks: list, parent: TaskRun | None, value: str | None) -> str:
+    def sequence(self, tasks: list, parent: TaskRun | None, value: str | None, iteration: int | None = None) -> str:
         """Tasks one after another: stops at the first one running, failed or killed."""
         warning = False
         for task in tasks:
             if task.disabled:
                 continue
-            state = self.step(task, parent, value)
+            state = self.step(task, parent, value, iteration)
             if state in (State.RUNNING, State.FAILED, State.KILLED):
                 return state
             warning = warning or state == State.WARNING
@@ -113,13 +108,13 @@ class ExecutionEvaluation:
             states.append(state)
         return combine(states)
 
-    def step(self, task, parent: TaskRun | None, value: str | None) -> str:
+    def step(self, task, parent: TaskRun | None, value: str | None, iteration: int | None = None) -> str:
         """The state of one task within its sequence, creating its task run when its turn has come."""
-        run = self.by_scope.get(scope_key(parent.id if parent else None, task.id, value))
+        run = self.by_scope.get(scope_key(parent.id if parent else None, task.id, value, iteration))
         if run is None:
             if self.killing:
                 return State.KILLED
-            run = self.create(task, parent, value)
+            run = self.create(task, parent, value, iteration)
         state = self.advance_flowable(run, task) if task.flowable else run.state
         if state not in TERMINAL_STATES:
             return State.RUNNING
@@ -129,7 +124,12 @@ class ExecutionEvaluation:
     def advance_flowable(self, run: TaskRun, task) -> str:
         if run.state in TERMINAL_STATES:
             return run.state
-        state = handler_for(task).advance(self, run, task)
+        try:
+            state = handler_for(task).advance(self, run, task)
+        except ExpressionError as error:  # a WaitFor's condition, rendered after each iteration
+            run.error = str(error)
+            self.log(run, "ERROR", run.error)
+            state = State.FAILED
         state = self.with_errors(state, task.errors, run, run.value)
         if state == State.RUNNING:
             return state
@@ -138,8 +138,21 @@ class ExecutionEvaluation:
         self.changed[run.id] = run
         return state
 
-    def has_run(self, parent: TaskRun, task_id: str, value: str | None) -> bool:
-        return scope_key(parent.id, task_id, value) in self.by_scope
+    def has_run(self, parent: TaskRun, task_id: str, value: str | None, iteration: int | None = None) -> bool:
+        return scope_key(parent.id, task_id, value, iteration) in self.by_scope
+
+    def run_of(self, parent: TaskRun, task_id: str, value: str | None, iteration: int | None = None) -> TaskRun | None:
+        return self.by_scope.get(scope_key(parent.id, task_id, value, iteration))
+
+    def set_outputs(self, run: TaskRun, outputs: dict) -> None:
+        """A running flowable task run's outputs change (a WaitFor's iteration count): saved with the evaluation."""
+        run.outputs = outputs
+        self.changed[run.id] = run
+        self._context = None  # the outputs of the context are built from the task runs
+
+    def wake_up_in(self, seconds: float) -> None:
+        """Advance the execution again in `seconds`, when nothing else would (a WaitFor's interval)."""
+        self.messages.append(dispatch.advance_message(execution_id=self.execution.id, countdown=seconds))
 
     def has_started_iteration(self, parent: TaskRun, value: str) -> bool:
         return (parent.id, value) in self.started
@@ -153,10 +166,10 @@ class ExecutionEvaluation:
 
     # --- creating task runs ------------------------------------------------------------------------
 
-    def create(self, task, parent: TaskRun | None, value: str | None) -> TaskRun:
+    def create(self, task, parent: TaskRun | None, value: str | None, iteration: int | None = None) -> TaskRun:
         run = TaskRun(
             id=uuid.uuid4(), execution=self.execution, parent=parent,
-            scope_key=scope_key(parent.id if parent else None, task.id, value),
+            scope_key=scope_key(parent.id if parent else None, task.id, value, iteration),
             task_id=task.id, task_type=task.type, value=value, state=State.CREATED,
             state_history=[{"state": State.CREATED, "date": self.now.isoformat()}], created=self.now,
         )

@@ -9,7 +9,18 @@ are the evaluation's, the same for every type.
 import json
 
 from .. import schema
-from ..expressions import ExpressionError, is_truthy, render, render_deep
+from ..context import with_taskrun
+from ..durations import parse_duration
+from ..expressions import ExpressionError, is_template, is_truthy, render, render_deep
+from ..models import State
+
+
+def combine(states: list[str]) -> str:
+    """The state of branches run side by side: running while any runs, else the worst outcome."""
+    for state in (State.RUNNING, State.FAILED, State.KILLED, State.WARNING):
+        if state in states:
+            return state
+    return State.SUCCESS
 
 
 class Sequential:
@@ -72,12 +83,89 @@ class ForEach:
         return evaluation.concurrently(branches, task.concurrencyLimit)
 
 
+class WaitFor:
+    """Iteration n's children are scoped by n, so each iteration creates its own task runs; the
+    count lives in the task run's outputs (`iterationCount`, as Kestra names it)."""
+
+    def plan(self, task: schema.WaitForTask, context: dict) -> dict:
+        return {"iterationCount": 1}
+
+    def advance(self, evaluation, run, task: schema.WaitForTask) -> str:
+        iteration = run.outputs.get("iterationCount", 1)
+        if iteration > 1 and not evaluation.has_run(run, task.tasks[0].id, run.value, iteration):
+            if evaluation.killing:
+                return State.KILLED
+            remaining = (self._previous_end(evaluation, run, task, iteration) - evaluation.now).total_seconds()
+            remaining += self._seconds(task.checkFrequency.interval, evaluation, run)
+            if remaining > 0:
+                evaluation.wake_up_in(remaining)
+                return State.RUNNING
+        state = evaluation.sequence(task.tasks, run, run.value, iteration)
+        if state != State.SUCCESS:
+            return state  # running, or an iteration that did not fully succeed ends the loop in its state
+        evaluation.set_outputs(run, {**run.outputs, "iterationCount": iteration + 1})
+        if self._reached_maximum(evaluation, run, task, iteration + 1):
+            return State.FAILED if task.failOnMaxReached else State.SUCCESS
+        if is_truthy(render(task.condition, with_taskrun(evaluation.context(), run, evaluation.by_id))):
+            return State.SUCCESS
+        return self.advance(evaluation, run, task)  # the next iteration, or the wait before it
+
+    def _reached_maximum(self, evaluation, run, task: schema.WaitForTask, count: int) -> bool:
+        limits = task.checkFrequency
+        if count > limits.maxIterations:
+            return True
+        return (evaluation.now - run.created).total_seconds() > self._seconds(limits.maxDuration, evaluation, run)
+
+    def _previous_end(self, evaluation, run, task: schema.WaitForTask, iteration: int):
+        ends = [child.end_date for child in (evaluation.run_of(run, task.id, run.value, iteration - 1)
+                                             for task in task.tasks) if child is not None and child.end_date]
+        return max(ends, default=evaluation.now)
+
+    def _seconds(self, duration: str, evaluation, run) -> float:
+        if is_template(duration):
+            duration = str(render(duration, with_taskrun(evaluation.context(), run, evaluation.by_id)))
+        try:
+            return parse_duration(duration).total_seconds()
+        except ValueError as error:
+            raise ExpressionError(str(error)) from None
+
+
+class Dag:
+    """A task starts once each task it depends on has ended (SUCCESS, WARNING or SKIPPED); after a
+    failure or a kill, tasks not started never start."""
+
+    def plan(self, task: schema.DagTask, context: dict) -> dict:
+        return {}
+
+    def advance(self, evaluation, run, task: schema.DagTask) -> str:
+        entries = {entry.task.id: entry for entry in task.tasks}
+        states = {task_id: State.SUCCESS for task_id, entry in entries.items() if entry.task.disabled}
+        for task_id, entry in entries.items():
+            if task_id not in states and evaluation.has_run(run, task_id, run.value):
+                states[task_id] = evaluation.step(entry.task, run, run.value)
+        waiting = [entry for task_id, entry in entries.items() if task_id not in states]
+        while waiting and not evaluation.killing and not {State.FAILED, State.KILLED} & set(states.values()):
+            ready = [entry for entry in waiting
+                     if all(states.get(needed) in (State.SUCCESS, State.WARNING) for needed in entry.dependsOn)]
+            if task.concurrent:
+                ready = ready[:max(0, task.concurrent - list(states.values()).count(State.RUNNING))]
+            for entry in ready:
+                states[entry.task.id] = evaluation.step(entry.task, run, run.value)
+                waiting.remove(entry)
+            if all(states[entry.task.id] == State.RUNNING for entry in ready):
+                break  # nothing new ended at once (a skipped task, a refused route): no dependent to start yet
+        stopped = evaluation.killing or {State.FAILED, State.KILLED} & set(states.values())
+        return combine([*states.values(), *([State.RUNNING] if waiting and not stopped else [])])
+
+
 HANDLERS = {
     schema.SequentialTask: Sequential(),
     schema.ParallelTask: Parallel(),
     schema.IfTask: If(),
     schema.SwitchTask: Switch(),
     schema.ForEachTask: ForEach(),
+    schema.WaitForTask: WaitFor(),
+    schema.DagTask: Dag(),
 }
 
 

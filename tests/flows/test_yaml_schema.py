@@ -640,3 +640,36 @@ def test_plugin_default_values_are_validated_like_the_task_own():
         """)
     (message, _, _), = faults(bad)
     assert message == "'timeout': 'soon' is not an ISO-8601 duration (for example PT30S, PT5M, PT1H, P1D)"
+
+
+DAG_BODY = """\
+tasks:
+  - id: dag
+    type: io.kestra.plugin.core.flow.Dag
+    tasks:
+      - task: {id: one, type: io.kestra.plugin.core.log.Log, message: x}
+        dependsOn: [three]
+      - task: {id: two, type: io.kestra.plugin.core.log.Log, message: x}
+        dependsOn: [one, missing]
+      - task: {id: three, type: io.kestra.plugin.core.log.Log, message: x}
+        dependsOn: [two]
+"""
+
+
+def test_dag_dependencies_on_unknown_ids_and_cycles_are_refused_where_they_stand():
+    found = faults(doc(DAG_BODY))
+    assert len(found) == 2, found
+    (cycle, cycle_line, cycle_column), (unknown, unknown_line, unknown_column) = found
+    assert "cycle" in cycle and "one → three → two → one" in cycle and (cycle_line, cycle_column) == (10, 21)
+    assert "'two' depends on 'missing', which is not a task of this Dag" in unknown
+    assert (unknown_line, unknown_column) == (10, 26)
+
+
+def test_a_dag_without_cycles_is_accepted_and_its_tasks_are_known_by_id():
+    parsed = parse_flow(doc(DAG_BODY.replace("dependsOn: [three]", "dependsOn: []").replace(", missing", "")))
+    assert {"one", "two", "three"} <= set(parsed.tasks_by_id)
+
+
+def test_duplicate_ids_inside_a_dag_are_refused():
+    source = doc(DAG_BODY.replace("id: three", "id: one"))
+    assert any("duplicate task id 'one'" in message for message, _, _ in faults(source))

@@ -1,0 +1,81 @@
+"""Kestra's other core tasks end to end, on real executor and worker processes: the task runs each
+execution made and their states, as Kestra's own tests of these flows expect them."""
+import pytest
+
+from flows.models import State
+from tests.support import run_flow, task_runs
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def kestra_waitfor(flow_id: str, *, condition: str, check_frequency: str, more: str = "", tasks: str = "") -> str:
+    """The shape of Kestra's WaitFor test flows: `output_values` counts `iterationCount + 1`."""
+    return f"""
+id: {flow_id}
+namespace: io.kestra.tests
+tasks:
+  - id: waitfor
+    type: io.kestra.plugin.core.flow.WaitFor
+    condition: "{{{{ outputs.output_values.values.count == '{condition}' }}}}"
+    checkFrequency: {check_frequency}
+    {more}
+    tasks:{tasks}
+      - id: output_values
+        type: io.kestra.plugin.core.output.OutputValues
+        values:
+          count: "{{{{ outputs.waitfor.iterationCount + 1 }}}}"
+"""
+
+
+def test_waitfor_stops_at_max_iterations(engine):
+    execution = run_flow(kestra_waitfor("waitfor-max-iterations", condition="10",
+                                        check_frequency="{maxIterations: 3, interval: PT0.2S}",
+                                        more="failOnMaxReached: true"))
+    runs = task_runs(execution)
+    assert execution.state == State.FAILED and runs["waitfor"].state == State.FAILED
+    assert [run.outputs["values"]["count"] for run in runs["output_values"]] == ["2", "3", "4"]
+    # each iteration started at least an interval after the previous one ended
+    iterations = runs["output_values"]
+    assert all((second.created - first.end_date).total_seconds() >= 0.2
+               for first, second in zip(iterations, iterations[1:]))
+
+
+def test_waitfor_ends_once_its_condition_holds(engine):
+    execution = run_flow(kestra_waitfor("waitfor-multiple-tasks", condition="4", check_frequency="{interval: PT0.1S}",
+                                        tasks="""
+      - id: echo
+        type: io.kestra.plugin.core.log.Log
+        message: "looping ..." """))
+    runs = task_runs(execution)
+    assert execution.state == State.SUCCESS
+    assert len(runs["echo"]) == 3 and runs["output_values"][-1].outputs["values"]["count"] == "4"
+
+
+def test_dag_runs_in_dependency_order(engine):
+    execution = run_flow("""
+id: dag
+namespace: io.kestra.tests
+tasks:
+  - id: dag
+    type: io.kestra.plugin.core.flow.Dag
+    tasks:
+      - task: {id: task1, type: io.kestra.plugin.core.flow.Sleep, duration: PT0.2S}
+      - task: {id: task2, type: io.kestra.plugin.core.flow.Sleep, duration: PT0.5S}
+        dependsOn: [task1]
+      - task: {id: task3, type: io.kestra.plugin.core.flow.Sleep, duration: PT0.5S}
+        dependsOn: [task1]
+      - task: {id: task4, type: io.kestra.plugin.core.log.Log, message: "{{ task.id }}"}
+        dependsOn: [task2]
+      - task: {id: task5, type: io.kestra.plugin.core.log.Log, message: "{{ task.id }}"}
+        dependsOn: [task4, task3]
+      - task: {id: task6, type: io.kestra.plugin.core.log.Log, message: "{{ task.id }}"}
+        dependsOn: [task2, task3]
+""")
+    runs = task_runs(execution)
+    assert execution.state == State.SUCCESS and len(runs) == 7
+    depends = {"task2": ["task1"], "task3": ["task1"], "task4": ["task2"], "task5": ["task4", "task3"],
+               "task6": ["task2", "task3"]}
+    for task_id, needed in depends.items():
+        assert all(runs[other].end_date <= runs[task_id].start_date for other in needed), task_id
+    # task2 and task3 depend on the same task only: they ran at the same time
+    assert runs["task2"].start_date < runs["task3"].end_date and runs["task3"].start_date < runs["task2"].end_date

@@ -1,0 +1,198 @@
+"""The engine's handlers of Kestra's other core tasks (WaitFor, Dag, ...), one evaluation at a time,
+in process (tests/support/driver.py). The same flows run end to end in test_core_tasks.py."""
+import pytest
+
+from flows import dispatch
+from flows.models import State
+from flows.services import worker_heartbeat
+from tests.support.driver import EngineDriver, Outcome, states_by_task
+
+pytestmark = pytest.mark.django_db
+
+RETURN = "io.kestra.plugin.core.debug.Return"
+OUTPUT_VALUES = "io.kestra.plugin.core.output.OutputValues"
+FLOW = "id: unit\nnamespace: company.team\n"
+
+
+@pytest.fixture(autouse=True)
+def default_worker():
+    worker_heartbeat(hostname="default@unit-test", groups=["default"], pid=1, concurrency=1, running=0)
+
+
+def counting(task_id: str):
+    """An outcome whose output `values.count` is 1 + how many task runs of `task_id` exist, as
+    Kestra's test flows compute `{{ outputs.waitfor.iterationCount + 1 }}`."""
+    def outcome(run):
+        count = run.execution.task_runs.filter(task_id=task_id).count() + 1
+        return Outcome(outputs={"values": {"count": str(count)}})
+    return outcome
+
+
+def waitfor_flow(condition: str, check: str = "interval: PT0S", extra: str = "") -> str:
+    return FLOW + f"""
+tasks:
+  - id: waitfor
+    type: io.kestra.plugin.core.flow.WaitFor
+    condition: "{condition}"
+    checkFrequency: {{{check}}}
+    {extra}
+    tasks:
+      - {{id: echo, type: {RETURN}, format: looping}}
+      - {{id: output_values, type: {OUTPUT_VALUES}, values: {{count: x}}}}
+"""
+
+
+def test_waitfor_runs_its_tasks_again_until_the_condition_holds():
+    driver = EngineDriver(outcomes={"output_values": counting("output_values")})
+    execution = driver.run(waitfor_flow("{{ outputs.output_values.values.count == '4' }}"))
+
+    assert execution.state == State.SUCCESS
+    assert states_by_task(execution) == {"waitfor": "SUCCESS", "echo": ["SUCCESS"] * 3,
+                                         "output_values": ["SUCCESS"] * 3}
+    # each iteration ran its tasks in order, after the previous iteration had ended
+    runs = list(execution.task_runs.exclude(task_id="waitfor").order_by("created"))
+    assert [run.task_id for run in runs] == ["echo", "output_values"] * 3
+    assert all(first.end_date <= second.created for first, second in zip(runs, runs[1:]))
+    assert execution.task_runs.get(task_id="waitfor").outputs == {"iterationCount": 4}
+
+
+def test_waitfor_gives_each_iteration_its_count_in_the_context():
+    driver = EngineDriver()
+    execution = driver.run(FLOW + f"""
+tasks:
+  - id: waitfor
+    type: io.kestra.plugin.core.flow.WaitFor
+    condition: "{{{{ outputs.waitfor.iterationCount == 3 }}}}"
+    checkFrequency: {{interval: PT0S}}
+    tasks:
+      - {{id: noop, type: {RETURN}, format: x}}
+""")
+    assert execution.state == State.SUCCESS
+    # the condition is rendered after an iteration with the count of the next one: 2, then 3
+    assert states_by_task(execution)["noop"] == ["SUCCESS", "SUCCESS"]
+
+
+@pytest.mark.parametrize("fail_on_max, expected", [("true", State.FAILED), ("false", State.SUCCESS)])
+def test_waitfor_stops_at_max_iterations(fail_on_max, expected):
+    driver = EngineDriver(outcomes={"output_values": counting("output_values")})
+    execution = driver.run(waitfor_flow("{{ outputs.output_values.values.count == '10' }}",
+                                        "maxIterations: 3, interval: PT0S", f"failOnMaxReached: {fail_on_max}"))
+
+    assert execution.state == expected
+    assert states_by_task(execution)["output_values"] == ["SUCCESS"] * 3
+    assert execution.task_runs.get(task_id="waitfor").state == expected
+
+
+def test_waitfor_stops_at_max_duration():
+    driver = EngineDriver()
+    execution = driver.run(waitfor_flow("{{ false }}", "maxDuration: PT0S, interval: PT0S", "failOnMaxReached: true"))
+
+    assert execution.state == State.FAILED
+    assert states_by_task(execution)["output_values"] == "SUCCESS"  # one iteration, then the maximum
+
+
+def test_a_failed_iteration_ends_the_waitfor_failed():
+    driver = EngineDriver(outcomes={"echo": Outcome(State.FAILED, error="boom")})
+    execution = driver.run(waitfor_flow("{{ false }}"))
+
+    assert execution.state == State.FAILED
+    assert states_by_task(execution) == {"waitfor": "FAILED", "echo": "FAILED"}
+
+
+def test_waitfor_waits_its_interval_between_iterations_without_holding_anything():
+    driver = EngineDriver()
+    execution = driver.start(waitfor_flow("{{ false }}", "interval: PT30S"))
+    for _ in range(3):  # the first evaluation, then echo and output_values of iteration 1
+        driver.deliver(driver.sent.pop(0))
+
+    wake_up = driver.sent[-1]
+    assert wake_up.task == dispatch.ADVANCE_EXECUTION and 29 < wake_up.countdown <= 30
+    assert execution.task_runs.get(task_id="waitfor").outputs == {"iterationCount": 2}
+    driver.deliver(driver.sent.pop())  # delivered early: nothing is created before the interval
+    assert execution.task_runs.count() == 3
+    assert driver.sent[-1].task == dispatch.ADVANCE_EXECUTION and driver.sent[-1].countdown > 29
+
+
+def test_waitfor_condition_that_cannot_render_fails_the_task_run():
+    driver = EngineDriver()
+    execution = driver.run(waitfor_flow("{{ outputs.nothing.here }}"))
+
+    waitfor = execution.task_runs.get(task_id="waitfor")
+    assert execution.state == State.FAILED and waitfor.state == State.FAILED
+    assert "nothing" in waitfor.error
+
+
+# --- Dag -----------------------------------------------------------------------------------------
+
+DAG = FLOW + """
+tasks:
+  - id: dag
+    type: io.kestra.plugin.core.flow.Dag
+    {concurrent}
+    tasks:
+      - task: {{id: task1, type: io.kestra.plugin.core.log.Log, message: "{{{{ task.id }}}}"}}
+      - task: {{id: task2, type: io.kestra.plugin.core.log.Log, message: "{{{{ task.id }}}}"}}
+        dependsOn: [task1]
+      - task: {{id: task3, type: io.kestra.plugin.core.log.Log, message: "{{{{ task.id }}}}"}}
+        dependsOn: [task1]
+      - task: {{id: task4, type: io.kestra.plugin.core.log.Log, message: "{{{{ task.id }}}}"}}
+        dependsOn: [task2]
+      - task: {{id: task5, type: io.kestra.plugin.core.log.Log, message: "{{{{ task.id }}}}"}}
+        dependsOn: [task4, task3]
+      - task: {{id: task6, type: io.kestra.plugin.core.log.Log, message: "{{{{ task.id }}}}"}}
+        dependsOn: [task2, task3]
+"""
+DEPENDS = {"task2": ["task1"], "task3": ["task1"], "task4": ["task2"], "task5": ["task4", "task3"],
+           "task6": ["task2", "task3"]}
+
+
+def test_dag_starts_each_task_once_its_dependencies_ended_and_independent_ones_together():
+    driver = EngineDriver()
+    execution = driver.start(DAG.format(concurrent=""))
+    driver.deliver(driver.sent[0])
+    assert sorted(execution.task_runs.values_list("task_id", flat=True)) == ["dag", "task1"]
+    driver.deliver(driver.sent[1])  # task1 ends: task2 and task3 are both created at once
+    assert sorted(execution.task_runs.values_list("task_id", flat=True)) == ["dag", "task1", "task2", "task3"]
+
+    driver.deliver_all()
+    execution.refresh_from_db()
+    runs = {run.task_id: run for run in execution.task_runs.all()}
+    assert execution.state == State.SUCCESS and len(runs) == 7
+    for task_id, needed in DEPENDS.items():
+        assert all(runs[other].end_date <= runs[task_id].created for other in needed), task_id
+    assert all(runs[task_id].parent_id == runs["dag"].id for task_id in runs if task_id != "dag")
+
+
+def test_dag_starts_at_most_concurrent_tasks_at_once():
+    driver = EngineDriver()
+    execution = driver.start(DAG.format(concurrent="concurrent: 1"))
+    driver.deliver(driver.sent[0])
+    driver.deliver(driver.sent[1])  # task1 ends: task2 and task3 are ready, one at a time
+    assert sorted(execution.task_runs.values_list("task_id", flat=True)) == ["dag", "task1", "task2"]
+    driver.deliver_all()
+    execution.refresh_from_db()
+    assert execution.state == State.SUCCESS and execution.task_runs.count() == 7
+
+
+def test_a_failed_dag_task_starts_none_of_its_dependents():
+    driver = EngineDriver(outcomes={"task2": Outcome(State.FAILED, error="boom")})
+    execution = driver.run(DAG.format(concurrent=""))
+
+    assert execution.state == State.FAILED
+    states = states_by_task(execution)
+    assert states["dag"] == "FAILED" and states["task2"] == "FAILED"
+    assert "task4" not in states and "task5" not in states and "task6" not in states
+
+
+def test_a_dag_task_skipped_at_once_releases_its_dependents_in_the_same_evaluation():
+    execution = EngineDriver().run(FLOW + f"""
+tasks:
+  - id: dag
+    type: io.kestra.plugin.core.flow.Dag
+    tasks:
+      - task: {{id: last, type: {RETURN}, format: l}}
+        dependsOn: [skipped]
+      - task: {{id: skipped, type: {RETURN}, format: s, runIf: "{{{{ false }}}}"}}
+""")
+    assert execution.state == State.SUCCESS
+    assert states_by_task(execution) == {"dag": "SUCCESS", "skipped": "SKIPPED", "last": "SUCCESS"}
