@@ -3,7 +3,9 @@ from .inputs import inputs_for_context
 from .models import Execution, TaskRun
 from .schema import FlowDocument
 
-FOREACH_TYPE = "io.kestra.plugin.core.flow.ForEach"
+# Loops whose children's outputs are keyed by the iteration value (task runs store the current type name).
+LOOP_TYPES = frozenset({"io.kestra.plugin.core.flow.ForEach", "io.kestra.plugin.core.flow.EachSequential",
+                        "io.kestra.plugin.core.flow.EachParallel"})
 
 
 def loop_values(run: TaskRun, runs_by_id: dict) -> list[str]:
@@ -14,7 +16,7 @@ def loop_values(run: TaskRun, runs_by_id: dict) -> list[str]:
         parent = runs_by_id.get(node.parent_id)
         if parent is None:
             break
-        if parent.task_type == FOREACH_TYPE and node.value is not None:
+        if parent.task_type in LOOP_TYPES and node.value is not None:
             chain.append(node.value)
         node = parent
     return chain[::-1]

@@ -68,6 +68,11 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class Label(Strict):
+    key: str
+    value: str
+
+
 class WorkerGroupRef(Strict):
     key: str | None = None
     fallback: Fallback | None = None
@@ -117,6 +122,11 @@ class TaskBase(Strict):
 
     flowable: ClassVar[bool] = False
 
+    @property
+    def kind(self) -> str:
+        """The task's current Kestra type, whichever of its names (`io.kestra.core.tasks.*`) the flow used."""
+        return type(self).model_fields["type"].annotation.__args__[0]
+
 
 # --- runnable tasks: executed on a worker of the resolved group ----------------------------
 
@@ -124,15 +134,23 @@ class TaskBase(Strict):
 class ReturnTask(TaskBase):
     """Renders `format` and returns it as the output `value`."""
 
-    type: Literal["io.kestra.plugin.core.debug.Return"]
+    type: Literal["io.kestra.plugin.core.debug.Return", "io.kestra.core.tasks.debugs.Return"]
     format: Any = None
 
 
 class LogTask(TaskBase):
     """Writes `message` (or each of a list of messages) to the task run's logs at `level`."""
 
-    type: Literal["io.kestra.plugin.core.log.Log"]
+    type: Literal["io.kestra.plugin.core.log.Log", "io.kestra.core.tasks.log.Log"]
     message: str | list[str]
+    level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+
+
+class EchoTask(TaskBase):
+    """Deprecated in Kestra for Log: writes `format` to the task run's logs at `level`."""
+
+    type: Literal["io.kestra.plugin.core.debug.Echo", "io.kestra.core.tasks.debugs.Echo"]
+    format: str
     level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
 
 
@@ -153,7 +171,7 @@ class OutputValuesTask(TaskBase):
 class FailTask(TaskBase):
     """Fails with `errorMessage`, or only when `condition` is true."""
 
-    type: Literal["io.kestra.plugin.core.execution.Fail"]
+    type: Literal["io.kestra.plugin.core.execution.Fail", "io.kestra.core.tasks.executions.Fail"]
     errorMessage: str = "Task failure"
     condition: Any = None
 
@@ -221,7 +239,7 @@ class PythonScriptTask(ScriptBase):
 class HttpRequestTask(TaskBase):
     """Sends an HTTP request; outputs `code`, `headers`, `body` and `uri`."""
 
-    type: Literal["io.kestra.plugin.core.http.Request"]
+    type: Literal["io.kestra.plugin.core.http.Request", "io.kestra.plugin.fs.http.Request"]
     uri: str
     method: HttpMethod = "GET"
     headers: dict[str, str] = Field(default_factory=dict)
@@ -243,14 +261,14 @@ class FlowableBase(TaskBase):
 class SequentialTask(FlowableBase):
     """Runs its `tasks` one after the other."""
 
-    type: Literal["io.kestra.plugin.core.flow.Sequential"]
+    type: Literal["io.kestra.plugin.core.flow.Sequential", "io.kestra.core.tasks.flows.Sequential"]
     tasks: list["Task"] = Field(min_length=1)
 
 
 class ParallelTask(FlowableBase):
     """Runs its `tasks` at the same time, at most `concurrent` at once (0: no limit)."""
 
-    type: Literal["io.kestra.plugin.core.flow.Parallel"]
+    type: Literal["io.kestra.plugin.core.flow.Parallel", "io.kestra.core.tasks.flows.Parallel"]
     tasks: list["Task"] = Field(min_length=1)
     concurrent: int = Field(default=0, ge=0)
 
@@ -258,7 +276,7 @@ class ParallelTask(FlowableBase):
 class IfTask(FlowableBase):
     """Runs `then` when `condition` is true, else `else`."""
 
-    type: Literal["io.kestra.plugin.core.flow.If"]
+    type: Literal["io.kestra.plugin.core.flow.If", "io.kestra.core.tasks.flows.If"]
     condition: Any
     then: list["Task"] = Field(min_length=1)
     else_: list["Task"] = Field(default_factory=list, alias="else")
@@ -267,7 +285,7 @@ class IfTask(FlowableBase):
 class SwitchTask(FlowableBase):
     """Runs the tasks of the case whose key equals the rendered `value`, else `defaults`."""
 
-    type: Literal["io.kestra.plugin.core.flow.Switch"]
+    type: Literal["io.kestra.plugin.core.flow.Switch", "io.kestra.core.tasks.flows.Switch"]
     value: Any
     cases: dict[str, list["Task"]] = Field(default_factory=dict)
     defaults: Annotated[list["Task"], BeforeValidator(_none_is_empty)] = Field(default_factory=list)
@@ -280,6 +298,33 @@ class ForEachTask(FlowableBase):
     values: Any
     concurrencyLimit: int = Field(default=1, ge=0)
     tasks: list["Task"] = Field(min_length=1)
+
+
+class EachSequentialTask(FlowableBase):
+    """Deprecated in Kestra for ForEach: runs its `tasks` once per item of `value`, one item at a time."""
+
+    type: Literal["io.kestra.plugin.core.flow.EachSequential", "io.kestra.core.tasks.flows.EachSequential"]
+    value: Any
+    tasks: list["Task"] = Field(min_length=1)
+
+
+class EachParallelTask(FlowableBase):
+    """Deprecated in Kestra for ForEach: runs each of its `tasks` for each item of `value`, all at the
+    same time, at most `concurrent` at once (0: no limit)."""
+
+    type: Literal["io.kestra.plugin.core.flow.EachParallel", "io.kestra.core.tasks.flows.EachParallel"]
+    value: Any
+    concurrent: int = Field(default=0, ge=0)
+    tasks: list["Task"] = Field(min_length=1)
+
+
+class AllowFailureTask(FlowableBase):
+    """Deprecated in Kestra for `allowFailure: true`: runs its `tasks` one after the other; when they
+    fail, its `errors` tasks run and it ends WARNING, so the flow goes on."""
+
+    type: Literal["io.kestra.plugin.core.flow.AllowFailure", "io.kestra.core.tasks.flows.AllowFailure"]
+    tasks: list["Task"] = Field(min_length=1)
+    allowFailure: bool = True
 
 
 class CheckFrequency(Strict):
@@ -315,17 +360,29 @@ class DagTask(FlowableBase):
     tasks: list[DagEntry] = Field(min_length=1)
 
 
+class LabelsTask(TaskBase):
+    """Adds `labels` (a map, a list of key/value, or an expression that renders a map) to the
+    execution's labels, replacing those of the same key; keys and values are rendered. Run by the
+    executor, never sent to a worker group."""
+
+    type: Literal["io.kestra.plugin.core.execution.Labels", "io.kestra.core.tasks.executions.Labels"]
+    labels: dict[str, Any] | list[Label] | str
+
+    flowable: ClassVar[bool] = True  # no children, but the executor runs it
+
+
 Task = Annotated[
     Union[
-        ReturnTask, LogTask, SleepTask, OutputValuesTask, FailTask,
+        ReturnTask, LogTask, EchoTask, SleepTask, OutputValuesTask, FailTask,
         ShellCommandsTask, ShellScriptTask, PythonCommandsTask, PythonScriptTask, HttpRequestTask,
-        SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, WaitForTask, DagTask,
+        SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, EachSequentialTask, EachParallelTask,
+        AllowFailureTask, WaitForTask, DagTask, LabelsTask,
     ],
     Field(discriminator="type"),
 ]
 
-for _model in (FlowableBase, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, WaitForTask, DagEntry,
-               DagTask):
+for _model in (FlowableBase, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, EachSequentialTask,
+               EachParallelTask, AllowFailureTask, WaitForTask, DagEntry, DagTask):
     _model.model_rebuild()
 
 
@@ -781,11 +838,6 @@ class PluginDefault(Strict):
     type: str = Field(min_length=1)
     forced: bool = False
     values: dict[str, Any]
-
-
-class Label(Strict):
-    key: str
-    value: str
 
 
 # --- flow-level properties (docs/flow-properties.md) ----------------------------------------

@@ -201,6 +201,10 @@ def execution_end_early(*, execution: Execution, state: str, message: str, when:
     LogLine.objects.create(execution=execution, level="ERROR" if state == State.FAILED else "WARN", message=message)
 
 
+def execution_labels_save(execution: Execution) -> None:
+    execution.save(update_fields=["labels"])
+
+
 def execution_mark_killing(*, execution: Execution, when: datetime) -> None:
     """The execution becomes KILLING; task runs still waiting for a worker are KILLED at once."""
     transition(execution, State.KILLING, when)

@@ -33,7 +33,7 @@ def taskrun_execute(*, taskrun_id: str, attempt: int, worker_id: str) -> None:
     task, runtime = _with_database(lambda: _prepare(run), doing=f"preparing task run {run.id}")
     outputs, error, state = {}, "", State.SUCCESS
     try:
-        outputs = RUNNERS[task.type](task, runtime) or {}
+        outputs = RUNNERS[task.kind](task, runtime) or {}
     except TaskFailed as failure:
         outputs, error, state = failure.outputs, str(failure), failure.ends_in
     except TaskStopped as stop:

@@ -120,6 +120,11 @@ def run_log(task, runtime: Runtime) -> dict:
     return {}
 
 
+def run_echo(task, runtime: Runtime) -> dict:
+    runtime.log(task.level, str(runtime.render(task.format)))
+    return {}
+
+
 def run_sleep(task, runtime: Runtime) -> dict:
     seconds = parse_duration(str(runtime.render(task.duration))).total_seconds()
     end = time.monotonic() + seconds
@@ -529,6 +534,7 @@ def _collect_output_files(workdir: Path, patterns: list[str], runtime: Runtime, 
 RUNNERS = {
     "io.kestra.plugin.core.debug.Return": run_return,
     "io.kestra.plugin.core.log.Log": run_log,
+    "io.kestra.plugin.core.debug.Echo": run_echo,
     "io.kestra.plugin.core.flow.Sleep": run_sleep,
     "io.kestra.plugin.core.output.OutputValues": run_output_values,
     "io.kestra.plugin.core.execution.Fail": run_fail,

@@ -19,7 +19,7 @@ from ..fallback import WAIT, fallback_decide
 from ..models import TERMINAL_STATES, Execution, LogLine, State, TaskRun, queue_for_group
 from ..routing import RoutingError, route_resolve, worker_group_problem
 from ..selectors import alive_queues
-from ..states import taskruns_save, transition
+from ..states import execution_labels_save, taskruns_save, transition
 from .flowables import combine, handler_for
 
 # How a task run's own state counts for the sequence that holds it.
@@ -57,6 +57,7 @@ class ExecutionEvaluation:
         self.started = {(run.parent_id, run.value) for run in runs}
         self.killing = execution.state == State.KILLING
         self.kill_requested = False
+        self.labels_changed = False
         self.created: list[TaskRun] = []
         self.changed: dict = {}
         self.logs: list[LogLine] = []
@@ -130,7 +131,7 @@ class ExecutionEvaluation:
             run.error = str(error)
             self.log(run, "ERROR", run.error)
             state = State.FAILED
-        state = self.with_errors(state, task.errors, run, run.value)
+        state = self.with_errors(state, getattr(task, "errors", []), run, run.value)
         if state == State.RUNNING:
             return state
         state = tolerated(task, state)
@@ -149,6 +150,12 @@ class ExecutionEvaluation:
         run.outputs = outputs
         self.changed[run.id] = run
         self._context = None  # the outputs of the context are built from the task runs
+
+    def set_labels(self, labels: dict) -> None:
+        """The execution's labels change (a Labels task): saved with the evaluation."""
+        self.execution.labels = {**self.execution.labels, **labels}
+        self.labels_changed = True
+        self._context = None
 
     def wake_up_in(self, seconds: float) -> None:
         """Advance the execution again in `seconds`, when nothing else would (a WaitFor's interval)."""
@@ -170,7 +177,7 @@ class ExecutionEvaluation:
         run = TaskRun(
             id=uuid.uuid4(), execution=self.execution, parent=parent,
             scope_key=scope_key(parent.id if parent else None, task.id, value, iteration),
-            task_id=task.id, task_type=task.type, value=value, state=State.CREATED,
+            task_id=task.id, task_type=task.kind, value=value, state=State.CREATED,
             state_history=[{"state": State.CREATED, "date": self.now.isoformat()}], created=self.now,
         )
         self.created.append(run)
@@ -234,4 +241,6 @@ class ExecutionEvaluation:
 
     def save(self) -> None:
         taskruns_save(created=self.created, changed=list(self.changed.values()), logs=self.logs)
+        if self.labels_changed:
+            execution_labels_save(self.execution)
         dispatch.send(self.messages)

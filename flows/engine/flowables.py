@@ -6,6 +6,7 @@ the task run's outputs, so later evaluations see the same branch or the same loo
 evaluation create those whose turn has come). Errors blocks, allowFailure and ending the task run
 are the evaluation's, the same for every type.
 """
+import ast
 import json
 
 from .. import schema
@@ -63,24 +64,88 @@ class Switch:
         return evaluation.sequence(branch, run, run.value)
 
 
+def loop_values(values, context: dict, task_type: str) -> dict:
+    """A loop's items, rendered, as the task run's outputs (strings: `taskrun.value`)."""
+    values = render_deep(values, context)
+    if isinstance(values, str):
+        try:
+            values = json.loads(values)
+        except json.JSONDecodeError:
+            raise ExpressionError(f"{task_type} values must be a list or a JSON array, got '{values[:200]}'") from None
+    if not isinstance(values, list):
+        raise ExpressionError(f"{task_type} values must be a list, got {type(values).__name__}")
+    return {"values": [item if isinstance(item, str) else json.dumps(item) for item in values]}
+
+
 class ForEach:
     def plan(self, task: schema.ForEachTask, context: dict) -> dict:
-        values = render_deep(task.values, context)
-        if isinstance(values, str):
-            try:
-                values = json.loads(values)
-            except json.JSONDecodeError:
-                raise ExpressionError(f"ForEach values must be a list or a JSON array, got '{values[:200]}'") from None
-        if not isinstance(values, list):
-            raise ExpressionError(f"ForEach values must be a list, got {type(values).__name__}")
-        return {"values": [item if isinstance(item, str) else json.dumps(item) for item in values]}
+        return loop_values(task.values, context, "ForEach")
+
+    def limit(self, task: schema.ForEachTask) -> int:
+        return task.concurrencyLimit
 
     def advance(self, evaluation, run, task: schema.ForEachTask) -> str:
         branches = [
             (evaluation.has_started_iteration(run, item), lambda item=item: evaluation.sequence(task.tasks, run, item))
             for item in run.outputs.get("values", [])
         ]
-        return evaluation.concurrently(branches, task.concurrencyLimit)
+        return evaluation.concurrently(branches, self.limit(task))
+
+
+class EachSequential(ForEach):
+    def plan(self, task: schema.EachSequentialTask, context: dict) -> dict:
+        return loop_values(task.value, context, "EachSequential")
+
+    def limit(self, task: schema.EachSequentialTask) -> int:
+        return 1
+
+
+class EachParallel:
+    """Every task for every item is a branch of its own, as in Kestra (wrap tasks in a Sequential to
+    run them in order for each item)."""
+
+    def plan(self, task: schema.EachParallelTask, context: dict) -> dict:
+        return loop_values(task.value, context, "EachParallel")
+
+    def advance(self, evaluation, run, task: schema.EachParallelTask) -> str:
+        branches = [
+            (evaluation.has_run(run, child.id, item), lambda child=child, item=item: evaluation.step(child, run, item))
+            for item in run.outputs.get("values", []) for child in task.tasks if not child.disabled
+        ]
+        return evaluation.concurrently(branches, task.concurrent)
+
+
+def _as_mapping(text: str) -> dict | None:
+    """A rendered map: JSON as Kestra prints one, or as this renderer prints a dict today."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            value = parse(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            continue
+        return value if isinstance(value, dict) else None
+    return None
+
+
+class Labels:
+    """Sets the execution's labels when its task run is created, and ends at once."""
+
+    def plan(self, task: schema.LabelsTask, context: dict) -> dict:
+        return {}
+
+    def advance(self, evaluation, run, task: schema.LabelsTask) -> str:
+        context = with_taskrun(evaluation.context(), run, evaluation.by_id)
+        labels = task.labels
+        if isinstance(labels, str):
+            labels = _as_mapping(render(labels, context))
+            if labels is None:
+                raise ExpressionError(f"Labels: '{task.labels}' must render a map of labels")
+        pairs = labels.items() if isinstance(labels, dict) else ((label.key, label.value) for label in labels)
+        rendered = {}
+        for key, value in pairs:
+            key, value = render(key, context), render_deep(value, context)
+            rendered[str(key)] = value if isinstance(value, str) else json.dumps(value)
+        evaluation.set_labels(rendered)
+        return State.SUCCESS
 
 
 class WaitFor:
@@ -164,8 +229,12 @@ HANDLERS = {
     schema.IfTask: If(),
     schema.SwitchTask: Switch(),
     schema.ForEachTask: ForEach(),
+    schema.EachSequentialTask: EachSequential(),
+    schema.EachParallelTask: EachParallel(),
+    schema.AllowFailureTask: Sequential(),  # its allowFailure (true) turns a failure into WARNING
     schema.WaitForTask: WaitFor(),
     schema.DagTask: Dag(),
+    schema.LabelsTask: Labels(),
 }
 
 

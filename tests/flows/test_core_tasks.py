@@ -79,3 +79,77 @@ tasks:
         assert all(runs[other].end_date <= runs[task_id].start_date for other in needed), task_id
     # task2 and task3 depend on the same task only: they ran at the same time
     assert runs["task2"].start_date < runs["task3"].end_date and runs["task3"].start_date < runs["task2"].end_date
+
+
+def test_kestra_each_sequential_with_allow_failure_under_older_names(engine):
+    execution = run_flow("""
+id: each-sequential
+namespace: io.kestra.tests
+tasks:
+  - id: 1_each
+    type: io.kestra.core.tasks.flows.EachSequential
+    value: '["value 1", "value 2", "value 3"]'
+    tasks:
+      - id: 1-1
+        type: io.kestra.core.tasks.debugs.Return
+        format: "{{task.id}} > {{taskrun.value}} > {{taskrun.startDate}}"
+      - id: failed
+        type: io.kestra.core.tasks.flows.AllowFailure
+        tasks:
+          - id: 1-2
+            type: io.kestra.core.tasks.log.Log
+            message: "{{ 'ok' if parent.taskrun.value == 'value 1' else ko }}"
+  - id: 2_end
+    type: io.kestra.core.tasks.debugs.Echo
+    format: "{{task.id}} > {{taskrun.startDate}}"
+""")
+    runs = task_runs(execution)
+    # `ko` is undefined: 1-2 fails for every value but the first, and AllowFailure makes it a warning
+    assert execution.state == State.WARNING
+    assert [run.state for run in runs["1-2"]] == [State.SUCCESS, State.FAILED, State.FAILED]
+    assert [run.state for run in runs["failed"]] == [State.SUCCESS, State.WARNING, State.WARNING]
+    assert [run.value for run in runs["1-1"]] == ["value 1", "value 2", "value 3"]
+    assert runs["2_end"].state == State.SUCCESS
+
+
+def test_kestra_labels_update_task(engine):
+    execution = run_flow("""
+id: labels-update-task
+namespace: io.kestra.tests
+labels:
+  flowLabelKey: flowLabelValue
+  overriddenFlowLabelKey: flowValueThatWillGetOverridden
+inputs:
+  - {id: labelsJson, type: JSON}
+  - {id: labelsMapKey, type: STRING}
+  - {id: labelsMapValue, type: STRING}
+  - {id: labelsListKey, type: STRING}
+  - {id: labelsListValue, type: STRING}
+tasks:
+  - id: from-render
+    type: io.kestra.plugin.core.execution.Labels
+    labels: "{{ inputs.labelsJson }}"
+  - id: from-map
+    type: io.kestra.plugin.core.execution.Labels
+    labels:
+      "{{ inputs.labelsMapKey }}": "{{ inputs.labelsMapValue }}"
+  - id: from-list
+    type: io.kestra.plugin.core.execution.Labels
+    labels:
+      - key: "{{ inputs.labelsListKey }}"
+        value: "{{ inputs.labelsListValue }}"
+  - id: override-labels
+    type: io.kestra.plugin.core.execution.Labels
+    labels:
+      overriddenFlowLabelKey: "{{ flow.namespace ~ '.' ~ flow.id }}"
+      overriddenExecutionLabelKey: "{{ taskrun.id }}"
+""", inputs={"labelsJson": '{"keyFromJson": "valueFromJson"}', "labelsMapKey": "keyFromMap",
+             "labelsMapValue": "valueFromMap", "labelsListKey": "keyFromList", "labelsListValue": "valueFromList"})
+    runs = task_runs(execution)
+    assert execution.state == State.SUCCESS and len(runs) == 4
+    assert execution.labels == {
+        "flowLabelKey": "flowLabelValue", "overriddenFlowLabelKey": "io.kestra.tests.labels-update-task",
+        "keyFromJson": "valueFromJson", "keyFromMap": "valueFromMap", "keyFromList": "valueFromList",
+        "overriddenExecutionLabelKey": str(runs["override-labels"].id),
+    }
+    assert all(run.worker_id == "" for run in runs.values())  # run by the executor, on no worker

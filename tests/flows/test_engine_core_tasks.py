@@ -196,3 +196,102 @@ tasks:
 """)
     assert execution.state == State.SUCCESS
     assert states_by_task(execution) == {"dag": "SUCCESS", "skipped": "SKIPPED", "last": "SUCCESS"}
+
+
+# --- Labels, and the older task names Kestra still maps ----------------------------------------
+
+
+def test_labels_tasks_set_the_execution_labels_on_the_executor():
+    driver = EngineDriver()
+    execution = driver.run(FLOW + """
+labels: {flowLabelKey: flowLabelValue, overridden: fromFlow}
+inputs:
+  - {id: labelsJson, type: JSON}
+  - {id: key, type: STRING}
+tasks:
+  - {id: from-render, type: io.kestra.plugin.core.execution.Labels, labels: "{{ inputs.labelsJson }}"}
+  - id: from-map
+    type: io.kestra.plugin.core.execution.Labels
+    labels: {"{{ inputs.key }}": "{{ flow.namespace ~ '.' ~ flow.id }}"}
+  - id: from-list
+    type: io.kestra.core.tasks.executions.Labels
+    labels: [{key: overridden, value: "{{ taskrun.id }}"}]
+  - {id: after, type: io.kestra.plugin.core.debug.Return, format: "{{ labels.keyFromMap }}"}
+""", inputs={"labelsJson": '{"keyFromJson": "valueFromJson", "number": 3}', "key": "keyFromMap"})
+
+    assert execution.state == State.SUCCESS
+    assert execution.labels == {
+        "flowLabelKey": "flowLabelValue", "keyFromJson": "valueFromJson", "number": "3",
+        "keyFromMap": "company.team.unit", "overridden": str(execution.task_runs.get(task_id="from-list").id),
+    }
+    # Labels tasks are never sent to a worker; only `after` is
+    assert len(driver.queues()) == 1
+
+
+def test_a_labels_expression_that_renders_no_map_fails_the_task_run():
+    execution = EngineDriver().run(FLOW + """
+tasks:
+  - {id: bad, type: io.kestra.plugin.core.execution.Labels, labels: "{{ 'text' }}"}
+""")
+    bad = execution.task_runs.get(task_id="bad")
+    assert execution.state == State.FAILED and "must render a map" in bad.error
+
+
+def test_older_task_names_run_as_the_current_types():
+    driver = EngineDriver()
+    execution = driver.run(FLOW + f"""
+tasks:
+  - id: seq
+    type: io.kestra.core.tasks.flows.Sequential
+    tasks:
+      - {{id: ret, type: io.kestra.core.tasks.debugs.Return, format: r}}
+      - {{id: log, type: io.kestra.core.tasks.log.Log, message: m}}
+      - {{id: echo, type: io.kestra.core.tasks.debugs.Echo, format: e}}
+""")
+    assert execution.state == State.SUCCESS
+    types = dict(execution.task_runs.values_list("task_id", "task_type"))
+    assert types == {"seq": "io.kestra.plugin.core.flow.Sequential", "ret": "io.kestra.plugin.core.debug.Return",
+                     "log": "io.kestra.plugin.core.log.Log", "echo": "io.kestra.plugin.core.debug.Echo"}
+
+
+def test_each_sequential_runs_its_tasks_per_value_one_value_at_a_time():
+    driver = EngineDriver(outcomes={"1-2": Outcome(State.FAILED, error="ko")})
+    execution = driver.run(FLOW + f"""
+tasks:
+  - id: 1_each
+    type: io.kestra.plugin.core.flow.EachSequential
+    value: '["value 1", "value 2", "value 3"]'
+    tasks:
+      - {{id: 1-1, type: {RETURN}, format: "{{{{ taskrun.value }}}}"}}
+      - id: failed
+        type: io.kestra.plugin.core.flow.AllowFailure
+        tasks:
+          - {{id: 1-2, type: io.kestra.plugin.core.log.Log, message: x}}
+  - {{id: 2_end, type: {RETURN}, format: end}}
+""")
+    states = states_by_task(execution)
+    assert execution.state == State.WARNING
+    assert states["1-1"] == ["SUCCESS"] * 3 and states["failed"] == ["WARNING"] * 3 and states["2_end"] == "SUCCESS"
+    runs = list(execution.task_runs.filter(task_id="1-1").order_by("created"))
+    assert [run.value for run in runs] == ["value 1", "value 2", "value 3"]
+    assert all(first.end_date <= second.created for first, second in zip(runs, runs[1:]))
+
+
+def test_each_parallel_starts_every_task_of_every_value_at_once():
+    driver = EngineDriver()
+    execution = driver.start(FLOW + f"""
+tasks:
+  - id: 1_each
+    type: io.kestra.plugin.core.flow.EachParallel
+    value: ["a", "b", "c"]
+    tasks:
+      - {{id: 1-1, type: {RETURN}, format: "{{{{ task.id }}}}"}}
+      - {{id: 1-2, type: {RETURN}, format: "{{{{ task.id }}}}"}}
+  - {{id: 2_end, type: {RETURN}, format: end}}
+""")
+    driver.deliver(driver.sent[0])
+    assert execution.task_runs.count() == 7 and len(driver.queues()) == 6
+    driver.deliver_all()
+    execution.refresh_from_db()
+    assert execution.state == State.SUCCESS
+    assert states_by_task(execution)["2_end"] == "SUCCESS"
