@@ -98,7 +98,7 @@ tasks:
         tasks:
           - id: 1-2
             type: io.kestra.core.tasks.log.Log
-            message: "{{ 'ok' if parent.taskrun.value == 'value 1' else ko }}"
+            message: "{{ parent.taskrun.value == 'value 1' ? 'ok' : ko }}"
   - id: 2_end
     type: io.kestra.core.tasks.debugs.Echo
     format: "{{task.id}} > {{taskrun.startDate}}"
