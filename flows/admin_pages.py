@@ -195,15 +195,22 @@ def execution_page(execution) -> dict:
     runs = selectors.execution_task_runs(execution, limit=SHOWN_TASK_RUNS)
     total_runs = len(runs) if len(runs) < SHOWN_TASK_RUNS else execution.task_runs.count()
     lines, total_lines = selectors.execution_logs(execution, size=SHOWN_LOG_LINES)
+    try:
+        declared = parse_flow_cached(execution.flow_revision.source).tasks_by_id
+    except UserError:
+        declared = {}
     rows, bars = [], []
     for run in runs:
         label = f"{run.task_id} [{run.value}]" if run.value is not None else run.task_id
-        group = run.worker_group or DEFAULT_GROUP_LABEL
+        # Flowable tasks have no group: the executor runs them (as the API and the CLI show them).
+        flowable = run.task_id in declared and declared[run.task_id].flowable
+        group = "–" if flowable else run.worker_group or DEFAULT_GROUP_LABEL
         end = run.end_date or now
         rows.append({"run": run, "label": label, "group": group, "duration": _seconds(run.start_date, end),
                      "error": masking.mask_text(run.error, secrets)})
         bars.append(drawing.Bar(
-            label=label, detail=f"{group} · {run.worker_id or 'no worker'}", state=run.state,
+            label=label, state=run.state,
+            detail="run by the executor" if flowable else f"{group} · {run.worker_id or 'no worker yet'}",
             start=run.start_date or run.created, end=max(end, run.start_date or run.created),
             waited_from=run.created if run.start_date else None,
         ))

@@ -84,6 +84,7 @@ def test_a_user_uploads_a_flow_runs_it_and_sees_its_worker(engine, live_server):
             train = page.locator("#task-runs tr.task-run", has_text="train")
             expect(train.locator("td.worker")).to_have_text(gpu_worker)
             expect(train.locator("td.state")).to_have_text(State.SUCCESS)
+            expect(page.locator("#timeline svg")).to_contain_text("run by the executor")  # fan_out, a Parallel
             expect(page.locator("#timeline svg g.bar")).to_have_count(4)
             expect(page.locator("#logs")).to_contain_text("report of")
             page.screenshot(path=SCREENSHOTS / "execution.png", full_page=True)
