@@ -23,10 +23,10 @@ from .admin_pages import (
 from .errors import UserError
 from .models import (
     ApiToken, Execution, Flow, FlowRevision, LogLine, Membership, Namespace, Role, TaskRun, Tenant, TriggerState,
-    DEFAULT_QUEUE, Worker, WorkerGroup, queue_for_group,
+    DEFAULT_QUEUE, Worker, WorkerGroup,
 )
 from .permissions import Actor, actor_for_user, allowed, tenants_for, worker_groups_visible
-from .selectors import DEFAULT_TENANT, alive_since, alive_workers, worker_group_health, worker_groups_counted
+from .selectors import DEFAULT_TENANT, alive_since, worker_group_health
 from .services import (
     flow_delete, flow_upload, flow_validate, membership_remove, membership_set, namespace_set, tenant_create,
     tenant_update, worker_group_create, worker_group_delete, worker_group_update,
@@ -712,14 +712,23 @@ class MembershipAdmin(SuperuserAdmin, ServiceAdmin):
 
 
 def health_html(health: dict):
-    """Alive workers with hostnames, queued and running task runs of one group (the latter those
-    of the tenants the page's user belongs to, unless a superuser)."""
-    hostnames = format_html_join(", ", "{}", ((w["hostname"],) for w in health["aliveWorkers"]))
-    alive = len(health["aliveWorkers"])
-    colour = "green" if alive else ("#ba2121" if health["queued"] else "inherit")
+    """One group's health (flows/selectors.py, worker_group_health): alive workers with hostnames
+    (drained ones marked), queued and running task runs (the latter those of the tenants the page's
+    user belongs to, unless a superuser), the oldest wait, and a flag when work waits with no worker."""
+    hostnames = format_html_join(
+        ", ", "{}{}", ((w["hostname"], " (drained)" if w["drained"] else "") for w in health["aliveWorkers"]),
+    )
+    alive = health["alive"]
+    colour = "green" if alive else ("#ba2121" if health["flagged"] else "inherit")
+    oldest = health["oldestQueuedSeconds"]
     return format_html(
-        '<strong style="color: {}">{} alive</strong>{}<br>{} queued, {} running',
-        colour, alive, format_html(": {}", hostnames) if alive else "", health["queued"], health["running"],
+        '<strong style="color: {}">{} alive</strong>{}{}<br>{} queued{}, {} running{}{}',
+        colour, alive, format_html(": {}", hostnames) if health["aliveWorkers"] else "",
+        " — DRAINED" if health["drained"] else "", health["queued"],
+        f" (oldest {oldest:.0f}s)" if oldest is not None else "", health["running"],
+        format_html(", limit {}", health["concurrencyLimit"]) if health["concurrencyLimit"] else "",
+        format_html('<br><strong style="color: #ba2121">FLAGGED: work waits and no worker may take it</strong>')
+        if health["flagged"] else "",
     )
 
 
@@ -760,10 +769,27 @@ class WorkerGroupAdmin(ServiceAdmin):
     def get_queryset(self, request):
         actor = actor_of(request)
         tenants = None if actor.is_superuser else tenants_for(actor)
-        groups = worker_groups_counted(worker_groups_visible(actor), tenants=tenants)
         # The tenants each group allows, as far as this user may know them.
         named = Tenant.objects.all() if tenants is None else tenants
-        return groups.prefetch_related(Prefetch("allowed_tenants", queryset=named.order_by("key"), to_attr="named"))
+        return worker_groups_visible(actor).prefetch_related(
+            Prefetch("allowed_tenants", queryset=named.order_by("key"), to_attr="named"))
+
+    def _health_of(self, request, keys: list[str]) -> dict:
+        actor = actor_of(request)
+        return worker_group_health(keys, tenants=None if actor.is_superuser else tenants_for(actor))
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        health = self._health_of(request, [group.key for group in changelist.result_list])
+        for group in changelist.result_list:
+            group.health_now = health[group.key]
+        return changelist
+
+    def get_object(self, request, object_id, from_field=None):
+        group = super().get_object(request, object_id, from_field)
+        if group is not None:
+            group.health_now = self._health_of(request, [group.key])[group.key]
+        return group
 
     def has_module_permission(self, request):
         return allowed(actor_of(request), Role.VIEWER)
@@ -797,11 +823,7 @@ class WorkerGroupAdmin(ServiceAdmin):
 
     @admin.display(description="health (live)")
     def health(self, obj):
-        queue = queue_for_group(obj.key)
-        return health_html({
-            "aliveWorkers": [{"hostname": w.hostname} for w in alive_workers() if queue in w.groups],
-            "queued": obj.queued, "running": obj.running,
-        })
+        return health_html(obj.health_now)
 
     def changelist_view(self, request, extra_context=None):
         actor = actor_of(request)

@@ -160,6 +160,9 @@ class TaskRun(models.Model):
     error = models.TextField(blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
     published = models.DateTimeField(null=True, blank=True)
+    # Set while the task run waits for a slot of its group's concurrency limit (refused by a claim):
+    # such task runs start in this order as slots free (docs/operations.md).
+    slot_wait_since = models.DateTimeField(null=True, blank=True)
     start_date = models.DateTimeField(null=True, blank=True)
     end_date = models.DateTimeField(null=True, blank=True)
 
@@ -258,6 +261,14 @@ class WorkerGroup(models.Model):
     key = models.CharField(max_length=100, unique=True, validators=[RegexValidator(KEY_PATTERN)])
     description = models.TextField(blank=True, default="")
     allowed_tenants = models.ManyToManyField(Tenant, blank=True, related_name="worker_groups")
+    # Live control (docs/operations.md): a drained group, or a drained worker of it (by hostname),
+    # takes no new work until resumed; a worker that starts meanwhile stays idle for this group.
+    drained = models.BooleanField(default=False)
+    drained_workers = models.JSONField(default=list, blank=True)
+    # At most this many task runs RUNNING at once across the group; null: no limit.
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
+    # A shell script each worker of the group runs once at start, before it takes work.
+    init_script = models.TextField(blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -278,9 +289,15 @@ class Worker(models.Model):
 
     hostname = models.CharField(max_length=255, unique=True)
     groups = models.JSONField(default=list)
+    # Queues among `groups` the worker does not consume now: drained (docs/operations.md).
+    drained = models.JSONField(default=list, blank=True)
     pid = models.PositiveIntegerField(default=0)
     concurrency = models.PositiveIntegerField(default=0)
     running = models.PositiveIntegerField(default=0)
+    # The task runs its pool was running when `running_seen` was read: a task run RUNNING here but
+    # missing from a later reading lost its pool process (flows/reconciler.py).
+    running_task_runs = models.JSONField(default=list, blank=True)
+    running_seen = models.DateTimeField(null=True, blank=True)
     first_seen = models.DateTimeField(auto_now_add=True)
     last_heartbeat = models.DateTimeField()
 

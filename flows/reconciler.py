@@ -8,7 +8,6 @@ that nothing else would advance any more. See docs/fallback.md and docs/guarante
 import logging
 from datetime import timedelta
 
-from celery import current_app
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -20,7 +19,7 @@ from .errors import UserError
 from .fallback import fallback_decide
 from .models import Execution, State, TaskRun, queue_for_group
 from .routing import worker_group_problem
-from .selectors import alive_since, alive_workers
+from .selectors import alive_queues, alive_since, alive_workers, broker_queue_length
 from .states import (
     lost_attempts, taskrun_end_waiting, taskrun_fail_lost, taskrun_kill_lost, taskrun_reattempt, taskrun_republished,
 )
@@ -28,19 +27,10 @@ from .states import (
 logger = logging.getLogger(__name__)
 
 
-def _queue_length(queue: str) -> int | None:
-    try:
-        with current_app.connection_for_read() as connection:
-            return connection.default_channel.client.llen(queue)
-    except Exception:  # a broker we cannot ask: do not guess, do not republish
-        logger.warning("could not read the length of queue %s", queue, exc_info=True)
-        return None
-
-
 def taskruns_reconcile() -> dict:
     now = timezone.now()
     workers = alive_workers()
-    alive = {queue for worker in workers for queue in worker.groups}
+    alive = alive_queues()
     problems: dict = {}
     queue_lengths: dict = {}
     to_advance, to_kill = set(), set()
@@ -69,7 +59,7 @@ def taskruns_reconcile() -> dict:
                     to_advance.add(run.execution_id)
         elif queue in alive and waited > settings.REPUBLISH_AFTER_SECONDS:
             if queue not in queue_lengths:
-                queue_lengths[queue] = _queue_length(queue)
+                queue_lengths[queue] = broker_queue_length(queue)
             if queue_lengths[queue] == 0 and taskrun_republished(run=run, when=now):
                 dispatch.send([dispatch.taskrun_message(taskrun_id=run.id, attempt=run.attempt, queue=queue)])
                 counts["republished"] += 1
@@ -113,7 +103,7 @@ def _stalled_executions(now, limit: int = 200) -> set:
     cutoff = now - timedelta(seconds=settings.REPUBLISH_AFTER_SECONDS)
     stalled = set()
     created = Execution.objects.filter(state=State.CREATED, created__lt=cutoff)
-    if created.exists() and _queue_length(dispatch.EXECUTOR_QUEUE) == 0:
+    if created.exists() and broker_queue_length(dispatch.EXECUTOR_QUEUE) == 0:
         stalled.update(created.order_by("created").values_list("id", flat=True)[:limit])
     # Queued for a flow's concurrency limit while none of its executions runs: the message that
     # should have started the first one was lost (docs/flow-properties.md).

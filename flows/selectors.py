@@ -1,9 +1,10 @@
 """Reads. A selector never writes and never sleeps."""
+import logging
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, Min, Q
 from django.db.models.functions import Coalesce
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
@@ -15,6 +16,8 @@ from .models import (
     TERMINAL_STATES, Execution, Flow, LogLine, Membership, Namespace, State, TaskRun, Tenant, TriggerState, Worker,
     WorkerGroup, WorkerGroupSample, queue_for_group,
 )
+
+logger = logging.getLogger(__name__)
 
 # Created by a data migration (flows/migrations/0002_default_tenant.py), so it always exists.
 DEFAULT_TENANT = "main"
@@ -182,53 +185,111 @@ def alive_workers() -> list[Worker]:
     return list(Worker.objects.filter(last_heartbeat__gte=alive_since()))
 
 
+def group_drains() -> dict[str, tuple[bool, set[str]]]:
+    """Stored drains by group key: (the whole group drained, the hostnames drained in it)."""
+    return {
+        key: (drained, set(hosts))
+        for key, drained, hosts in WorkerGroup.objects.filter(Q(drained=True) | ~Q(drained_workers=[]))
+        .values_list("key", "drained", "drained_workers")
+    }
+
+
+def worker_drained(worker: Worker, queue: str, drains: dict) -> bool:
+    """A worker takes no new work from `queue` once it stopped consuming it (its heartbeat says so),
+    and, before it has, as soon as the drain is stored (docs/operations.md)."""
+    group_drained, hosts = drains.get(queue, (False, set()))
+    return queue in worker.drained or group_drained or worker.hostname in hosts
+
+
 def alive_queues() -> set[str]:
-    """The queues (group keys, `default` for the default group) that some alive worker consumes."""
-    return {queue for worker in alive_workers() for queue in worker.groups}
+    """The queues (group keys, `default` for the default group) that some alive worker consumes and
+    is not drained from: a drained group counts as having no alive worker (docs/operations.md)."""
+    drains = group_drains()
+    return {
+        queue for worker in alive_workers() for queue in worker.groups if not worker_drained(worker, queue, drains)
+    }
 
 
-def worker_group_health(keys: list[str] | None = None, *, tenants=None) -> dict[str, dict]:
-    """Alive workers and queued/running task runs per group key ('' is the default group); with
-    `tenants`, only the task runs of those tenants are counted."""
+def broker_queue_lengths(queues: list[str]) -> dict[str, int | None]:
+    """Messages waiting in each queue on the Redis broker, priority sub-queues included (kombu keeps a
+    queue as one list per priority step); None for each when the broker does not answer at once."""
+    from celery import current_app
+
+    if not queues:
+        return {}
+    try:
+        with current_app.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=0)
+            channel = connection.default_channel
+            pipeline = channel.client.pipeline()
+            for queue in queues:
+                for priority in channel.priority_steps:
+                    pipeline.llen(channel._q_for_pri(queue, priority))
+            lengths = iter(pipeline.execute())
+            return {queue: sum(next(lengths) for _ in channel.priority_steps) for queue in queues}
+    except Exception as error:  # a broker we cannot ask: do not guess
+        logger.warning("could not read the length of queues %s: %s", ", ".join(queues), error)
+        return dict.fromkeys(queues)
+
+
+def broker_queue_length(queue: str) -> int | None:
+    return broker_queue_lengths([queue])[queue]
+
+
+def worker_group_health(keys: list[str] | None = None, *, tenants=None, broker: bool = True) -> dict[str, dict]:
+    """The health of each group ('' is the default group), keys as the API shows them:
+    - `aliveWorkers`: the alive workers that consume the group's queue (hostname, pid, groups,
+      concurrency, running, last heartbeat, drained from this group or not), and `alive`: how many
+      of them are not drained;
+    - `queued` (CREATED task runs: waiting for a worker or a slot), `running` (RUNNING) and
+      `oldestQueuedSeconds` (how long the longest waiting one has waited), counting only the task
+      runs of `tenants` if given; `brokerQueueLength`: the messages in the group's Redis queue
+      (all tenants'; only without `tenants`, and with `broker`);
+    - `drained`, `concurrencyLimit`; `flagged`: work waits and no alive worker may take it."""
+    now = timezone.now()
     workers = alive_workers()
-    counts = TaskRun.objects.filter(state__in=[State.CREATED, State.RUNNING])
+    drains = group_drains()
+    runs = TaskRun.objects.filter(state__in=[State.CREATED, State.RUNNING])
     if keys is not None:
-        counts = counts.filter(worker_group__in=keys)
+        runs = runs.filter(worker_group__in=keys)
     if tenants is not None:
-        counts = counts.filter(execution__tenant__in=tenants)
-    counts = counts.values("worker_group").annotate(
-        queued=Count("id", filter=Q(state=State.CREATED)), running=Count("id", filter=Q(state=State.RUNNING))
+        runs = runs.filter(execution__tenant__in=tenants)
+    counts = runs.values("worker_group").annotate(
+        queued=Count("id", filter=Q(state=State.CREATED)), running=Count("id", filter=Q(state=State.RUNNING)),
+        oldest=Min(Coalesce("published", "created"), filter=Q(state=State.CREATED)),
     )
     by_group = {row["worker_group"]: row for row in counts}
-    wanted = keys if keys is not None else sorted({""} | set(WorkerGroup.objects.values_list("key", flat=True)))
+    groups = {group.key: group for group in WorkerGroup.objects.filter(**({} if keys is None else {"key__in": keys}))}
+    wanted = keys if keys is not None else ["", *sorted(groups)]
+    lengths = broker_queue_lengths([queue_for_group(key) for key in wanted]) if broker and tenants is None else {}
     health = {}
     for key in wanted:
         queue = queue_for_group(key)
         members = [w for w in workers if queue in w.groups]
+        row = by_group.get(key, {})
+        alive_members = [
+            {"hostname": w.hostname, "pid": w.pid, "groups": w.groups, "concurrency": w.concurrency,
+             "running": w.running, "lastHeartbeat": w.last_heartbeat.isoformat(),
+             "drained": worker_drained(w, queue, drains)}
+            for w in members
+        ]
+        alive = sum(1 for member in alive_members if not member["drained"])
+        queued = row.get("queued", 0)
+        group = groups.get(key)
         health[key] = {
-            "aliveWorkers": [
-                {"hostname": w.hostname, "lastHeartbeat": w.last_heartbeat.isoformat(), "pid": w.pid,
-                 "concurrency": w.concurrency, "running": w.running}
-                for w in members
-            ],
-            "queued": by_group.get(key, {}).get("queued", 0),
-            "running": by_group.get(key, {}).get("running", 0),
+            "aliveWorkers": alive_members,
+            "alive": alive,
+            "queued": queued,
+            "running": row.get("running", 0),
+            "oldestQueuedSeconds": round((now - row["oldest"]).total_seconds(), 3) if row.get("oldest") else None,
+            "brokerQueueLength": lengths.get(queue),
+            "drained": bool(group and group.drained),
+            "concurrencyLimit": group.concurrency_limit if group else None,
+            "flagged": queued > 0 and alive == 0,
         }
     return health
 
 
-def worker_groups_counted(groups, *, tenants=None):
-    """`groups` (a WorkerGroup QuerySet) annotated with `queued` and `running`: their task runs
-    CREATED and RUNNING, only those of `tenants` if given (what worker_group_health counts)."""
-    runs = TaskRun.objects.filter(worker_group=OuterRef("key"))
-    if tenants is not None:
-        runs = runs.filter(execution__tenant__in=tenants)
-
-    def count(state: str):
-        counted = runs.filter(state=state).order_by().values("worker_group").annotate(n=Count("id")).values("n")
-        return Coalesce(Subquery(counted[:1]), 0)
-
-    return groups.annotate(queued=count(State.CREATED), running=count(State.RUNNING))
 
 
 def worker_group_samples(key: str, *, since) -> list[WorkerGroupSample]:

@@ -378,8 +378,8 @@ def worker_group_samples_record(*, now=None) -> int:
         return 0
     samples = [
         WorkerGroupSample(group_key=key, at=now, waiting=health["queued"], running=health["running"],
-                          alive=len(health["aliveWorkers"]))
-        for key, health in worker_group_health().items()
+                          alive=health["alive"])
+        for key, health in worker_group_health(broker=False).items()
     ]
     WorkerGroupSample.objects.bulk_create(samples)
     WorkerGroupSample.objects.filter(at__lt=now - SAMPLES_KEPT).delete()

@@ -192,17 +192,27 @@ class Tenant(Schema):
 
 
 class AliveWorker(Schema):
-    hostname: str
-    lastHeartbeat: datetime
+    hostname: str = Field(description="`<group>@<host>`, as Celery and Flower name it.")
     pid: int
+    groups: list[str] = Field(description="Every queue (group) the worker was started for.")
     concurrency: int
-    running: int
+    running: int = Field(description="Task runs its pool runs now.")
+    lastHeartbeat: datetime
+    drained: bool = Field(description="It takes no new work from this group until resumed.")
 
 
 class WorkerGroupHealth(Schema):
-    aliveWorkers: list[AliveWorker]
-    queued: int = Field(description="Task runs CREATED for this group, waiting for a worker.")
+    aliveWorkers: list[AliveWorker] = Field(description="Alive workers consuming the group, drained ones included.")
+    alive: int = Field(description="Alive workers that are not drained: those that may take new work.")
+    queued: int = Field(description="Task runs CREATED for this group, waiting for a worker (or a slot).")
     running: int = Field(description="Task runs RUNNING on this group.")
+    oldestQueuedSeconds: float | None = Field(description="How long the oldest waiting task run has waited.")
+    brokerQueueLength: int | None = Field(
+        description="Messages in the group's Redis queue (priority sub-queues included); null for a member who "
+                    "is not a superuser, or when the broker does not answer.")
+    drained: bool = Field(description="The whole group is drained: its workers take no new work.")
+    concurrencyLimit: int | None = Field(description="At most this many task runs RUNNING at once; null: none.")
+    flagged: bool = Field(description="Task runs wait and no alive, undrained worker may take them.")
 
 
 class WorkerGroup(Schema):

@@ -74,14 +74,16 @@ def test_list_shows_each_group_with_alive_workers_and_task_run_counts(capsys):
     call_command("workergroup", "list")
 
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["KEY", "DESCRIPTION", "ALLOWED", "TENANTS", "ALIVE", "WORKERS", "QUEUED", "RUNNING"]
+    assert lines[0].split() == ["KEY", "DESCRIPTION", "ALLOWED", "TENANTS", "ALIVE", "WORKERS", "QUEUED", "BROKER",
+                                "OLDEST", "RUNNING", "LIMIT", "STATUS"]
     rows = {line.split()[0]: line for line in lines[1:]}
     assert set(rows) == {"(default)", "gpu", "onprem"}
     assert "GPU boxes" in rows["gpu"] and "acme" in rows["gpu"]
     assert "2 (gpu@host1, gpu@host2)" in rows["gpu"] and "gpu@dead" not in rows["gpu"]
-    assert rows["gpu"].split()[-2:] == ["2", "1"]
+    queued, _broker, oldest, running, limit, status = rows["gpu"].split()[-6:]
+    assert (queued, running, limit, status) == ("2", "1", "-", "ok") and oldest.endswith("s")
     assert "1 (gpu@host2)" in rows["(default)"]
-    assert "(all)" in rows["onprem"] and rows["onprem"].split()[-3:] == ["0", "0", "0"]
+    assert "(all)" in rows["onprem"] and rows["onprem"].split()[-7:-5] + rows["onprem"].split()[-4:] == ["0", "0", "-", "0", "-", "ok"]
 
 
 @pytest.mark.django_db

@@ -13,11 +13,17 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
 
 
-def _counts(health: dict) -> list[str]:
-    """Alive workers with their hostnames, queued and running task runs."""
-    hostnames = [worker["hostname"] for worker in health["aliveWorkers"]]
-    alive = f"{len(hostnames)} ({', '.join(hostnames)})" if hostnames else "0"
-    return [alive, str(health["queued"]), str(health["running"])]
+def _health_cells(health: dict) -> list[str]:
+    """ALIVE WORKERS (undrained count, then every alive hostname), QUEUED, BROKER, OLDEST, RUNNING,
+    LIMIT, STATUS: the health selector's view of one group (flows/selectors.py)."""
+    hostnames = [worker["hostname"] + (" drained" if worker["drained"] else "") for worker in health["aliveWorkers"]]
+    alive = f"{health['alive']} ({', '.join(hostnames)})" if hostnames else "0"
+    oldest = health["oldestQueuedSeconds"]
+    broker = health["brokerQueueLength"]
+    status = [word for word, on in (("FLAGGED", health["flagged"]), ("DRAINED", health["drained"])) if on]
+    return [alive, str(health["queued"]), "?" if broker is None else str(broker),
+            "-" if oldest is None else f"{oldest:.0f}s", str(health["running"]),
+            str(health["concurrencyLimit"] or "-"), ",".join(status) or "ok"]
 
 
 class Command(BaseCommand):
@@ -50,11 +56,12 @@ class Command(BaseCommand):
 
     def _list(self, **options):
         groups = worker_group_list()
-        health = worker_group_health(["", *(group.key for group in groups)])
-        rows = [[DEFAULT_LABEL, "tasks with no worker group", "(all)", *_counts(health[""])]]
+        health = worker_group_health()
+        rows = [[DEFAULT_LABEL, "tasks with no worker group", "(all)", *_health_cells(health[""])]]
         for group in groups:
             tenants = ", ".join(tenant.key for tenant in group.allowed_tenants.all()) or "(all)"
-            rows.append([group.key, group.description, tenants, *_counts(health[group.key])])
-        header = ["KEY", "DESCRIPTION", "ALLOWED TENANTS", "ALIVE WORKERS", "QUEUED", "RUNNING"]
+            rows.append([group.key, group.description, tenants, *_health_cells(health[group.key])])
+        header = ["KEY", "DESCRIPTION", "ALLOWED TENANTS", "ALIVE WORKERS", "QUEUED", "BROKER", "OLDEST", "RUNNING",
+                  "LIMIT", "STATUS"]
         for line in _table(header, rows):
             self.stdout.write(line)
