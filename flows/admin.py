@@ -13,6 +13,7 @@ from django.db import transaction
 from django.contrib.admin.utils import unquote
 from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import masking
@@ -720,12 +721,12 @@ def health_html(health: dict):
     )
     alive = health["alive"]
     colour = "green" if alive else ("#ba2121" if health["flagged"] else "inherit")
-    oldest = health["oldestQueuedSeconds"]
+    oldest = health["oldestQueuedSince"]
     return format_html(
         '<strong style="color: {}">{} alive</strong>{}{}<br>{} queued{}, {} running{}{}',
         colour, alive, format_html(": {}", hostnames) if health["aliveWorkers"] else "",
         " — DRAINED" if health["drained"] else "", health["queued"],
-        f" (oldest {oldest:.0f}s)" if oldest is not None else "", health["running"],
+        f" (oldest {(timezone.now() - oldest).total_seconds():.0f}s)" if oldest else "", health["running"],
         format_html(", limit {}", health["concurrencyLimit"]) if health["concurrencyLimit"] else "",
         format_html('<br><strong style="color: #ba2121">FLAGGED: work waits and no worker may take it</strong>')
         if health["flagged"] else "",

@@ -242,11 +242,10 @@ def worker_group_health(keys: list[str] | None = None, *, tenants=None, broker: 
       concurrency, running, last heartbeat, drained from this group or not), and `alive`: how many
       of them are not drained;
     - `queued` (CREATED task runs: waiting for a worker or a slot), `running` (RUNNING) and
-      `oldestQueuedSeconds` (how long the longest waiting one has waited), counting only the task
+      `oldestQueuedSince` (since when the longest waiting one has waited), counting only the task
       runs of `tenants` if given; `brokerQueueLength`: the messages in the group's Redis queue
       (all tenants'; only without `tenants`, and with `broker`);
     - `drained`, `concurrencyLimit`; `flagged`: work waits and no alive worker may take it."""
-    now = timezone.now()
     workers = alive_workers()
     drains = group_drains()
     runs = TaskRun.objects.filter(state__in=[State.CREATED, State.RUNNING])
@@ -281,7 +280,7 @@ def worker_group_health(keys: list[str] | None = None, *, tenants=None, broker: 
             "alive": alive,
             "queued": queued,
             "running": row.get("running", 0),
-            "oldestQueuedSeconds": round((now - row["oldest"]).total_seconds(), 3) if row.get("oldest") else None,
+            "oldestQueuedSince": row.get("oldest"),
             "brokerQueueLength": lengths.get(queue),
             "drained": bool(group and group.drained),
             "concurrencyLimit": group.concurrency_limit if group else None,

@@ -206,7 +206,7 @@ class WorkerGroupHealth(Schema):
     alive: int = Field(description="Alive workers that are not drained: those that may take new work.")
     queued: int = Field(description="Task runs CREATED for this group, waiting for a worker (or a slot).")
     running: int = Field(description="Task runs RUNNING on this group.")
-    oldestQueuedSeconds: float | None = Field(description="How long the oldest waiting task run has waited.")
+    oldestQueuedSince: datetime | None = Field(description="Since when the oldest waiting task run has waited.")
     brokerQueueLength: int | None = Field(
         description="Messages in the group's Redis queue (priority sub-queues included); null for a member who "
                     "is not a superuser, or when the broker does not answer.")

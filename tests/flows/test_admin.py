@@ -146,7 +146,7 @@ def test_worker_group_changelist_shows_live_health(admin_client):
     text = page(response)
     assert "health (live)" in text.lower()
     assert "1 alive</strong>: gpu@host1" in text
-    assert "1 queued, 0 running" in text
+    assert "1 queued (oldest " in text and "s), 0 running" in text
     assert "(default) worker group" in text and "0 alive" in text
 
 

@@ -1,5 +1,6 @@
 """`workergroup create|list|delete`."""
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from flows.errors import UserError
 from flows.selectors import worker_group_health, worker_group_list
@@ -18,11 +19,11 @@ def _health_cells(health: dict) -> list[str]:
     LIMIT, STATUS: the health selector's view of one group (flows/selectors.py)."""
     hostnames = [worker["hostname"] + (" drained" if worker["drained"] else "") for worker in health["aliveWorkers"]]
     alive = f"{health['alive']} ({', '.join(hostnames)})" if hostnames else "0"
-    oldest = health["oldestQueuedSeconds"]
+    oldest = health["oldestQueuedSince"]
     broker = health["brokerQueueLength"]
     status = [word for word, on in (("FLAGGED", health["flagged"]), ("DRAINED", health["drained"])) if on]
     return [alive, str(health["queued"]), "?" if broker is None else str(broker),
-            "-" if oldest is None else f"{oldest:.0f}s", str(health["running"]),
+            "-" if oldest is None else f"{(timezone.now() - oldest).total_seconds():.0f}s", str(health["running"]),
             str(health["concurrencyLimit"] or "-"), ",".join(status) or "ok"]
 
 
