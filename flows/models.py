@@ -381,3 +381,22 @@ class WorkerGroupSample(models.Model):
 
     def __str__(self):
         return f"{queue_for_group(self.group_key)} at {self.at:%H:%M}: {self.waiting} waiting, {self.running} running"
+
+
+class KeyValue(models.Model):
+    """A value of a namespace's KV store (docs/core-tasks.md); one past `expires` counts as missing."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="key_values")
+    namespace = models.CharField(max_length=255)
+    key = models.CharField(max_length=255)
+    value = models.JSONField(null=True)
+    expires = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant__key", "namespace", "key"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "namespace", "key"], name="key_value_unique")]
+
+    def __str__(self):
+        return f"{self.namespace}/{self.key}"

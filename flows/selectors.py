@@ -1,5 +1,6 @@
 """Reads. A selector never writes and never sleeps."""
 import logging
+import re
 import uuid
 from datetime import timedelta
 
@@ -13,8 +14,8 @@ from . import storage
 from .definition import parse_flow_cached
 from .errors import NotFound, UserError
 from .models import (
-    TERMINAL_STATES, Execution, Flow, LogLine, Membership, Namespace, State, TaskRun, Tenant, TriggerState, Worker,
-    WorkerGroup, WorkerGroupSample, queue_for_group,
+    TERMINAL_STATES, Execution, Flow, KeyValue, LogLine, Membership, Namespace, State, TaskRun, Tenant, TriggerState,
+    Worker, WorkerGroup, WorkerGroupSample, queue_for_group,
 )
 
 logger = logging.getLogger(__name__)
@@ -381,3 +382,36 @@ def namespace_files_list(*, tenant: Tenant, namespace: str, path: str = "") -> l
 def namespace_files_all(*, tenant: Tenant, namespace: str) -> list[str]:
     """Every file of a namespace, as paths relative to its root."""
     return storage.walk_files(tenant_key=tenant.key, path=namespace_files_root(namespace))
+
+
+# --- KV store (docs/core-tasks.md) ---------------------------------------------------------------
+
+# Kestra's KV keys.
+KV_KEY_PATTERN = re.compile(r"\A[a-zA-Z0-9][a-zA-Z0-9._-]*\Z")
+MISSING = object()
+
+
+def kv_checked(namespace: str, key: str) -> None:
+    """A KV store's namespace is a valid dotted name, and its key Kestra's key pattern."""
+    from .schema import NAMESPACE_PATTERN
+
+    if not isinstance(namespace, str) or not NAMESPACE_PATTERN.match(namespace):
+        raise UserError(f"invalid namespace '{namespace}': use lowercase dotted names like company.team",
+                        path="namespace")
+    if not isinstance(key, str) or len(key) > 255 or not KV_KEY_PATTERN.match(key):
+        raise UserError(f"invalid key '{key}': letters, digits, '.', '_' and '-', starting with a letter or digit",
+                        path="key")
+
+
+def kv_entries(tenant: Tenant, namespace: str):
+    """The namespace's live (unexpired) key-values, by key."""
+    now = timezone.now()
+    return (KeyValue.objects.filter(tenant=tenant, namespace=namespace)
+            .filter(Q(expires__isnull=True) | Q(expires__gt=now)).order_by("key"))
+
+
+def kv_value(*, tenant_key: str, namespace: str, key: str):
+    """The value stored under `key`, or MISSING (never stored, deleted, or past its TTL)."""
+    kv_checked(namespace, key)
+    entry = kv_entries(tenant_get(tenant_key), namespace).filter(key=key).first()
+    return MISSING if entry is None else entry.value

@@ -12,14 +12,15 @@ from django.utils import timezone
 
 from . import permissions, storage
 from .definition import ParsedFlow, document_json, parse_flow
+from .durations import parse_duration
 from .errors import Conflict, Fault, NotFound, UserError
 from .models import (
-    DEFAULT_QUEUE, KEY_PATTERN, RESERVED_GROUP_KEYS, ApiToken, Flow, FlowRevision, Membership, Namespace, Role, Tenant,
-    Worker, WorkerGroup, WorkerGroupSample,
+    DEFAULT_QUEUE, KEY_PATTERN, RESERVED_GROUP_KEYS, ApiToken, Flow, FlowRevision, KeyValue, Membership, Namespace,
+    Role, Tenant, Worker, WorkerGroup, WorkerGroupSample,
 )
 from .routing import worker_group_allows
 from .schema import NAMESPACE_PATTERN
-from .selectors import flow_get, namespace_files_root, tenant_get, worker_group_health
+from .selectors import flow_get, kv_checked, kv_entries, namespace_files_root, tenant_get, worker_group_health
 from .triggers import triggers_sync
 
 FALLBACKS = ("WAIT", "FAIL", "CANCEL")
@@ -384,3 +385,47 @@ def worker_group_samples_record(*, now=None) -> int:
     WorkerGroupSample.objects.bulk_create(samples)
     WorkerGroupSample.objects.filter(at__lt=now - SAMPLES_KEPT).delete()
     return len(samples)
+
+
+# --- KV store (docs/core-tasks.md) ---------------------------------------------------------------
+
+KV_VALUE_MAX_CHARS = 1_000_000  # a value's JSON text
+
+
+def kv_put(*, tenant_key: str, namespace: str, key: str, value, ttl: str | None = None,
+           overwrite: bool = True) -> KeyValue:
+    """Store `value` (anything JSON can hold) under `key`; with `ttl` (ISO-8601) it is missing once
+    that long has passed. With `overwrite` false, a live value already there is a conflict."""
+    kv_checked(namespace, key)
+    tenant = tenant_get(tenant_key)
+    try:
+        size = len(json.dumps(value, allow_nan=False))  # NaN and infinities are no JSON (PostgreSQL refuses them)
+    except (TypeError, ValueError, RecursionError):
+        raise UserError("a KV value must be JSON: text, a number, a boolean, null, a list or a map",
+                        path="value") from None
+    if size > KV_VALUE_MAX_CHARS:
+        raise UserError(f"the value is {size} characters of JSON: at most {KV_VALUE_MAX_CHARS}", path="value")
+    expires = None
+    if ttl:
+        try:
+            lifetime = parse_duration(ttl)
+        except ValueError as error:
+            raise UserError(str(error), path="ttl") from None
+        if lifetime.total_seconds() <= 0:
+            raise UserError(f"'{ttl}' is not a positive duration", path="ttl")
+        expires = timezone.now() + lifetime
+    with transaction.atomic():
+        if not overwrite and kv_entries(tenant, namespace).filter(key=key).exists():
+            raise Conflict(f"key '{key}' already exists in namespace '{namespace}' (overwrite is false)", path="key")
+        entry, _ = KeyValue.objects.update_or_create(tenant=tenant, namespace=namespace, key=key,
+                                                     defaults={"value": value, "expires": expires})
+    return entry
+
+
+def kv_delete(*, tenant_key: str, namespace: str, key: str) -> bool:
+    """Remove `key`; true if a live value was there."""
+    kv_checked(namespace, key)
+    tenant = tenant_get(tenant_key)
+    live = kv_entries(tenant, namespace).filter(key=key).exists()
+    KeyValue.objects.filter(tenant=tenant, namespace=namespace, key=key).delete()
+    return live
