@@ -622,6 +622,28 @@ def _secret(key):
         raise kestra_functions.FunctionError(str(error)) from None
 
 
+@pass_context
+def _kv(context, key, namespace=None, errorOnMissing=False):  # noqa: N803 (Kestra's argument name)
+    """Kestra's `kv('key', namespace=, errorOnMissing=)`: a value of the flow's (or `namespace`'s) KV
+    store in the flow's tenant, null when missing (docs/core-tasks.md)."""
+    from .errors import UserError
+    from .selectors import MISSING, kv_value  # the store is read when the function is called
+
+    flow = context.get("flow")
+    if not isinstance(flow, Mapping) or not flow.get("tenantId"):
+        raise kestra_functions.FunctionError("kv() is only known within a flow")
+    namespace = namespace or flow.get("namespace")
+    try:
+        value = kv_value(tenant_key=flow["tenantId"], namespace=namespace, key=key)
+    except UserError as error:
+        raise kestra_functions.FunctionError(f"kv(): {error}") from None
+    if value is MISSING:
+        if errorOnMissing is True:
+            raise kestra_functions.FunctionError(f"The key '{key}' does not exist in the namespace '{namespace}'.")
+        return None
+    return value
+
+
 def _bounded_function(name: str, function):
     """A global function, with its arguments' sizes checked as a filter's."""
     bounded = _bounded_filter(name, function)
@@ -639,7 +661,7 @@ ENVIRONMENT.filters.update(format=_format_filter, jq=_jq, replace=_replace_filte
 ENVIRONMENT.tests.update(kestra_functions.TESTS)
 ENVIRONMENT.globals.update({name: _bounded_function(name, function) for name, function in {
     **kestra_functions.FUNCTIONS, "lipsum": _lipsum, "render": _render_function, "renderOnce": _render_once,
-    "currentEachOutput": _current_each_output, "secret": _secret}.items()})
+    "currentEachOutput": _current_each_output, "secret": _secret, "kv": _kv}.items()})
 ENVIRONMENT.globals.update(envs=environment_values.Envs(), globals=environment_values.Globals())
 
 
