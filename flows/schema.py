@@ -249,6 +249,37 @@ class HttpRequestTask(TaskBase):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class KvTaskBase(TaskBase):
+    key: str = Field(min_length=1)
+    namespace: str = Field(default="{{ flow.namespace }}", description="The KV store's namespace; the flow's own by default.")
+
+
+class KvSetTask(KvTaskBase):
+    """Stores `value` under `key` in a namespace's KV store (docs/core-tasks.md); with `ttl` it is
+    missing once that long has passed."""
+
+    type: Literal["io.kestra.plugin.core.kv.Set"]
+    value: Any
+    overwrite: bool = Field(default=True, description="When false, a key that exists fails the task run.")
+    ttl: Duration | None = None
+    kvType: Literal["STRING", "NUMBER", "BOOLEAN", "DATETIME", "DATE", "DURATION", "JSON"] | None = Field(
+        default=None, description="Convert the rendered value to this type before storing it.")
+
+
+class KvGetTask(KvTaskBase):
+    """Reads `key` from a namespace's KV store into the output `value` (null when missing, unless `errorOnMissing`)."""
+
+    type: Literal["io.kestra.plugin.core.kv.Get"]
+    errorOnMissing: bool = False
+
+
+class KvDeleteTask(KvTaskBase):
+    """Deletes `key` from a namespace's KV store; the output `deleted` says whether it was there."""
+
+    type: Literal["io.kestra.plugin.core.kv.Delete"]
+    errorOnMissing: bool = False
+
+
 # --- flowable tasks: run by the executor, never sent to a group ----------------------------
 
 
@@ -375,7 +406,7 @@ Task = Annotated[
     Union[
         ReturnTask, LogTask, EchoTask, SleepTask, OutputValuesTask, FailTask,
         ShellCommandsTask, ShellScriptTask, PythonCommandsTask, PythonScriptTask, HttpRequestTask,
-        SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, EachSequentialTask, EachParallelTask,
+        KvSetTask, KvGetTask, KvDeleteTask, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, EachSequentialTask, EachParallelTask,
         AllowFailureTask, WaitForTask, DagTask, LabelsTask,
     ],
     Field(discriminator="type"),

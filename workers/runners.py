@@ -29,8 +29,11 @@ import httpx
 from django.conf import settings
 
 from flows.durations import parse_duration
+from flows.errors import UserError
 from flows.expressions import is_truthy, render_deep
 from flows.schema import HTTP_METHODS, output_files_problem
+from flows.selectors import MISSING, kv_value
+from flows.services import kv_delete, kv_put
 
 from . import workdir as storage_files  # the working directory and the shared storage (docs/storage.md)
 
@@ -142,6 +145,69 @@ def run_fail(task, runtime: Runtime) -> dict:
     if task.condition is not None and not is_truthy(runtime.render(task.condition)):
         return {}
     raise TaskFailed(str(runtime.render(task.errorMessage)))
+
+
+# --- KV store (docs/core-tasks.md): the worker writes the namespace's store in the database --------
+
+
+def _kv_place(task, runtime: Runtime) -> tuple[str, str, str]:
+    """The tenant, namespace and key a KV task names, rendered."""
+    return runtime.context["flow"]["tenantId"], str(runtime.render(task.namespace)), str(runtime.render(task.key))
+
+
+def _kv_typed(value, kv_type: str | None):
+    """The rendered value as `kvType` says; without one, as rendered."""
+    if kv_type is None:
+        return value
+    if kv_type in ("STRING", "DATETIME", "DATE", "DURATION"):
+        return value if isinstance(value, str) else json.dumps(value)
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = None
+    fits = {"NUMBER": isinstance(parsed, (int, float)) and not isinstance(parsed, bool),
+            "BOOLEAN": isinstance(parsed, bool), "JSON": isinstance(parsed, (dict, list))}[kv_type]
+    if not fits:
+        raise TaskFailed(f"the value '{str(value)[:200]}' is not of kvType {kv_type}")
+    return parsed
+
+
+def _kv_store(action, **arguments):
+    """A read or write of the KV store; a refused key, namespace or value fails the task run with its message."""
+    try:
+        return action(**arguments)
+    except UserError as error:
+        raise TaskFailed(str(error)) from None
+
+
+def _kv_missing(key: str, namespace: str) -> TaskFailed:
+    return TaskFailed(f"the key '{key}' does not exist in the namespace '{namespace}'")
+
+
+def run_kv_set(task, runtime: Runtime) -> dict:
+    tenant, namespace, key = _kv_place(task, runtime)
+    value = _kv_typed(runtime.render(task.value), task.kvType)
+    _kv_store(kv_put, tenant_key=tenant, namespace=namespace, key=key, value=value,
+              ttl=str(runtime.render(task.ttl)) if task.ttl else None, overwrite=task.overwrite)
+    return {}
+
+
+def run_kv_get(task, runtime: Runtime) -> dict:
+    tenant, namespace, key = _kv_place(task, runtime)
+    value = _kv_store(kv_value, tenant_key=tenant, namespace=namespace, key=key)
+    if value is MISSING and task.errorOnMissing:
+        raise _kv_missing(key, namespace)
+    return {"value": None if value is MISSING else value}
+
+
+def run_kv_delete(task, runtime: Runtime) -> dict:
+    tenant, namespace, key = _kv_place(task, runtime)
+    deleted = _kv_store(kv_delete, tenant_key=tenant, namespace=namespace, key=key)
+    if not deleted and task.errorOnMissing:
+        raise _kv_missing(key, namespace)
+    return {"deleted": deleted}
 
 
 def run_http_request(task, runtime: Runtime) -> dict:
@@ -539,6 +605,9 @@ RUNNERS = {
     "io.kestra.plugin.core.output.OutputValues": run_output_values,
     "io.kestra.plugin.core.execution.Fail": run_fail,
     "io.kestra.plugin.core.http.Request": run_http_request,
+    "io.kestra.plugin.core.kv.Set": run_kv_set,
+    "io.kestra.plugin.core.kv.Get": run_kv_get,
+    "io.kestra.plugin.core.kv.Delete": run_kv_delete,
     "io.kestra.plugin.scripts.shell.Commands": run_script,
     "io.kestra.plugin.scripts.shell.Script": run_script,
     "io.kestra.plugin.scripts.python.Commands": run_script,

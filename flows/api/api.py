@@ -95,7 +95,7 @@ api = Api(
 )
 # Instance-wide paths first: a tenant key fills the first segment of every tenant-scoped path.
 for router in (views.plugins, views.tenants, views.worker_groups, views.flows, views.namespaces,
-               views.namespace_files, views.executions, views.triggers, views.webhooks):
+               views.namespace_files, views.kv_store, views.executions, views.triggers, views.webhooks):
     api.add_router("", router)
 
 # The nearest kind in an error's class hierarchy picks its status code.

@@ -437,3 +437,35 @@ class NamespaceFileStored(Schema):
     path: str
     uri: str
     size: int
+
+
+class KvEntry(Schema):
+    """A key of a namespace's KV store, as Kestra lists it."""
+
+    key: str
+    creationDate: datetime
+    updateDate: datetime
+    expirationDate: datetime | None
+
+    @classmethod
+    def of(cls, entry) -> "KvEntry":
+        return cls(key=entry.key, creationDate=entry.created, updateDate=entry.updated, expirationDate=entry.expires)
+
+
+class KvValue(Schema):
+    """A KV value and its type, as Kestra answers it."""
+
+    type: Literal["STRING", "NUMBER", "BOOLEAN", "JSON"]
+    value: Any = None
+
+    @classmethod
+    def of(cls, value) -> "KvValue":
+        if isinstance(value, str):
+            kind = "STRING"
+        elif isinstance(value, bool):
+            kind = "BOOLEAN"
+        elif isinstance(value, (int, float)):
+            kind = "NUMBER"
+        else:
+            kind = "JSON"
+        return cls(type=kind, value=value)

@@ -2,6 +2,7 @@
 operation asks flows.permissions whether `request.auth` (the token's Actor) may do it, parses its
 input, calls one service or selector and renders the result with a schema; whatever goes wrong is
 raised and rendered by `api.render_error`. Endpoints: docs/api.md; roles: docs/security.md."""
+import json
 from typing import Annotated
 from uuid import UUID
 
@@ -10,7 +11,7 @@ from ninja import Query, Router, Status
 from pydantic import BeforeValidator
 
 from flows import engine, selectors, services, triggers as trigger_services
-from flows.errors import UserError
+from flows.errors import NotFound, UserError
 from flows.models import Role, State
 from flows.permissions import (
     require_superuser, tenant_for, tenants_for, visible_tenant_keys, worker_group_for, worker_groups_visible,
@@ -19,7 +20,8 @@ from flows.reference import flow_json_schema
 
 from .parsing import file_body, inputs_body, labels_dict, text_body
 from .schemas import (
-    Error, Execution, ExecutionSearch, FileAttributes, Flow, FlowValidation, LogEntry, LogLevel, Namespace,
+    Error, Execution, ExecutionSearch, FileAttributes, Flow, FlowValidation, KvEntry, KvValue, LogEntry, LogLevel,
+    Namespace,
     NamespaceBody, NamespaceFileStored, Tenant,
     TenantBody, TriggerSearch, TriggerState, WorkerGroup, WorkerGroupCreateBody, WorkerGroupUpdateBody,
 )
@@ -170,6 +172,55 @@ def namespace_file_delete(request, tenant: str, namespace: str, path: str = Path
     tenant_for(request.auth, tenant, Role.DEVELOPER)
     services.namespace_file_delete(tenant_key=tenant, namespace=namespace, path=path)
     return HttpResponse(status=204)
+
+
+# --- KV store (docs/core-tasks.md) ---------------------------------------------------------------
+
+kv_store = Router(tags=["KV"])
+KV_BODY = {"requestBody": {
+    "required": True,
+    "description": "The value as JSON (`\"text\"`, `42`, `true`, `{\"a\": 1}`); a body that is not JSON is "
+                   "stored as text. Header `ttl` (ISO-8601, e.g. `PT1H`): the value is missing once that long has passed.",
+    "content": {"application/json": {"schema": {}}, "text/plain": {"schema": {"type": "string"}}},
+}}
+
+
+@kv_store.get("{tenant}/namespaces/{namespace}/kv", response={200: list[KvEntry], (401, 404, 422): Error})
+def kv_list(request, tenant: str, namespace: str):
+    """The namespace's keys (those past their TTL left out). Viewer."""
+    return [KvEntry.of(entry) for entry in selectors.kv_entries(tenant_for(request.auth, tenant, Role.VIEWER), namespace)]
+
+
+@kv_store.get("{tenant}/namespaces/{namespace}/kv/{key}", response={200: KvValue, (401, 404, 422): Error})
+def kv_get(request, tenant: str, namespace: str, key: str):
+    """A key's value and its type, as Kestra answers it; 404 when missing or past its TTL. Viewer."""
+    tenant_for(request.auth, tenant, Role.VIEWER)
+    value = selectors.kv_value(tenant_key=tenant, namespace=namespace, key=key)
+    if value is selectors.MISSING:
+        raise NotFound(f"no value for key '{key}' in namespace '{namespace}'")
+    return KvValue.of(value)
+
+
+@kv_store.put("{tenant}/namespaces/{namespace}/kv/{key}", openapi_extra=KV_BODY,
+              response={200: KvEntry, (400, 401, 403, 404, 413, 422): Error})
+def kv_put(request, tenant: str, namespace: str, key: str):
+    """Store a value under the key, replacing it. Developer."""
+    tenant_for(request.auth, tenant, Role.DEVELOPER)
+    text = text_body(request)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+    entry = services.kv_put(tenant_key=tenant, namespace=namespace, key=key, value=value,
+                            ttl=request.headers.get("ttl") or None)
+    return KvEntry.of(entry)
+
+
+@kv_store.delete("{tenant}/namespaces/{namespace}/kv/{key}", response={200: bool, (401, 403, 404, 422): Error})
+def kv_delete(request, tenant: str, namespace: str, key: str):
+    """Delete the key; answers whether it was there. Developer."""
+    tenant_for(request.auth, tenant, Role.DEVELOPER)
+    return services.kv_delete(tenant_key=tenant, namespace=namespace, key=key)
 
 
 # --- plugins: the flow's JSON Schema (docs/api.md) ----------------------------------------------

@@ -153,3 +153,47 @@ tasks:
         "overriddenExecutionLabelKey": str(runs["override-labels"].id),
     }
     assert all(run.worker_id == "" for run in runs.values())  # run by the executor, on no worker
+
+
+def test_kv_tasks_and_the_kv_function_on_workers(engine):
+    execution = run_flow("""
+id: kv-tasks
+namespace: company.team
+tasks:
+  - id: set
+    type: io.kestra.plugin.core.kv.Set
+    key: "my-key"
+    value: '{"field": "{{ flow.id }}"}'
+    kvType: JSON
+  - id: set_elsewhere
+    type: io.kestra.plugin.core.kv.Set
+    namespace: company
+    key: counter
+    value: "41"
+    kvType: NUMBER
+    ttl: PT1H
+  - id: get
+    type: io.kestra.plugin.core.kv.Get
+    namespace: company
+    key: counter
+  - id: read
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ kv('my-key').field }} {{ kv('counter', 'company') + 1 }} {{ kv('nothing') ?? 'none' }}"
+  - id: delete
+    type: io.kestra.plugin.core.kv.Delete
+    key: my-key
+  - id: delete_again
+    type: io.kestra.plugin.core.kv.Delete
+    key: my-key
+  - id: get_missing
+    type: io.kestra.plugin.core.kv.Get
+    key: my-key
+    errorOnMissing: true
+""")
+    runs = task_runs(execution)
+    assert execution.state == State.FAILED
+    assert runs["get"].outputs == {"value": 41}
+    assert runs["read"].outputs == {"value": "kv-tasks 42 none"}
+    assert runs["delete"].outputs == {"deleted": True} and runs["delete_again"].outputs == {"deleted": False}
+    assert runs["get_missing"].state == State.FAILED
+    assert "the key 'my-key' does not exist in the namespace 'company.team'" in runs["get_missing"].error
