@@ -326,6 +326,8 @@ class _Budgeted(NodeTransformer):
         self.generic_visit(node)
         if isinstance(node.target, nodes.Tuple) and len(node.target.items) == 2:  # Pebble's `for k, v in map`
             node.iter = nodes.Filter(node.iter, "_pairs", [], [], None, None, lineno=node.lineno)
+        elif isinstance(node.target, nodes.Name):  # Pebble's `for entry in map`: entry.key, entry.value
+            node.iter = nodes.Filter(node.iter, "_entries", [], [], None, None, lineno=node.lineno)
         node.iter = nodes.Filter(node.iter, "_budget_iter", [], [], None, None, lineno=node.lineno)
         return node
 
@@ -337,6 +339,22 @@ class _Budgeted(NodeTransformer):
 
 def _pairs(iterable):
     return iterable.items() if isinstance(iterable, Mapping) else iterable
+
+
+class _MapEntry(str):
+    """A key of a map walked by a loop: the key, as Jinja gives it, with Pebble's `.key` and
+    `.value` too."""
+
+    def __new__(cls, key: str, value: Any):
+        entry = super().__new__(cls, key)
+        entry.key, entry.value = key, value
+        return entry
+
+
+def _entries(iterable):
+    if not isinstance(iterable, Mapping):
+        return iterable
+    return [_MapEntry(key, value) if isinstance(key, str) else key for key, value in iterable.items()]
 
 
 # --- Pebble's operators (flows/pebble_syntax.py turns them into these filters) --------------------
@@ -376,7 +394,7 @@ def _contains(container, item) -> bool:
     return item in container
 
 
-_SYNTAX_FILTERS = {"_pairs": _pairs, "_soft_getattr": _soft_getattr, "_soft_getitem": _soft_getitem,
+_SYNTAX_FILTERS = {"_pairs": _pairs, "_entries": _entries, "_soft_getattr": _soft_getattr, "_soft_getitem": _soft_getitem,
                    "_is_known": _is_known, "_is_present": _is_present, "_contains": _contains}
 _BUDGET_FILTERS = {"_budget_iter", "_budget_concat", *_SYNTAX_FILTERS}
 

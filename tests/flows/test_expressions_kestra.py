@@ -53,6 +53,7 @@ def r(template: str, **extra) -> str:
     # ~ and blocks
     ("{{ 'a' ~ 1 ~ flag }}", "a1True"),
     ("{% for k, v in m %}{{ k }}={{ v }};{% endfor %}", "x=1;y=2;"),
+    ("{% for entry in m %}{{ entry.key }}={{ entry.value }},{{ entry }},{{ m[entry] }};{% endfor %}", "x=1,x,1;y=2,y,2;"),
     ("{% for i in items %}{{ loop.index0 }}{% if not loop.last %},{% endif %}{% endfor %}", "0,1,2"),
     ("{% for i in [] %}x{% else %}empty{% endfor %}", "empty"),
     ("{% if nothing is null %}N{% elseif true %}E{% else %}X{% endif %}", "N"),

@@ -21,7 +21,8 @@ CONTEXT = {
 
 names = st.sampled_from(["inputs", "outputs", "vars", "flow", "execution", "taskrun", "task", "labels", "trigger",
                          "parent", "parents", "undefined_name", "range", "lipsum", "cycler", "joiner", "namespace",
-                         "dict", "fromJson", "toJson", "now", "self", "loop", "__class__"])
+                         "dict", "fromJson", "toJson", "now", "self", "loop", "__class__", "render", "renderOnce",
+                         "currentEachOutput", "secret", "envs", "globals", "yaml", "json"])
 attributes = st.sampled_from(["group", "count", "items", "nested", "a", "b", "value", "id", "__class__", "__globals__",
                               "__init__", "mro", "upper", "format", "join", "center", "ljust", "zfill", "split",
                               "replace", "keys", "items", "append", "pop", "real", "__mro__", "__subclasses__"])
@@ -32,16 +33,18 @@ literals = st.one_of(
     st.text(alphabet="abc{}%'\"\\", max_size=6).map(repr),
 )
 binary = st.sampled_from(["+", "-", "*", "/", "//", "%", "**", "~", "==", "!=", "<", ">=", "and", "or", "in", "not in",
-                          "is", "??"])
+                          "is", "??", "???", "equals", "contains"])
 filters = st.sampled_from(["length", "upper", "lower", "join", "join(',')", "default('d')", "int", "float", "string",
                            "list", "first", "last", "sort", "unique", "reverse", "sum", "max", "min", "abs", "round",
                            "center(100000)", "center(10)", "indent(1000000)", "wordwrap(1)", "batch(3)", "slice(2)",
                            "json", "toJson", "fromJson", "tojson", "replace('a', 'bb')", "format(1)", "truncate(3)",
                            "attr('__class__')", "map('upper')", "select", "reject", "dictsort", "items", "trim",
                            "urlencode", "e", "safe", "striptags", "title", "capitalize", "wordcount", "filesizeformat",
-                           "pprint", "nonexistent_filter", "date", "jq('.')", "number"])
+                           "pprint", "nonexistent_filter", "date", "jq('.')", "number", "keys", "values", "slugify",
+                           "split(',')", "base64encode", "base64decode", "urldecode", "yaml", "date('yyyy-MM-dd')",
+                           "dateAdd(1, 'DAYS')", "replace({'a': 'bb'})", "jq('.[]')", "jq('[range(1e9)]')"])
 tests = st.sampled_from(["defined", "none", "number", "string", "mapping", "iterable", "json", "odd", "divisibleby(0)",
-                         "equalto(1)", "nonexistent_test"])
+                         "equalto(1)", "nonexistent_test", "null", "empty", "not null"])
 
 
 def _expression(children):
