@@ -5,7 +5,10 @@ the ones that need the render's budget or context (jq, render, currentEachOutput
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import json
+import random
+import uuid
 import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
@@ -192,6 +195,79 @@ def length(value) -> int:
     return 0 if value is None else len(value)
 
 
+def _text(value, name: str) -> str:
+    if not isinstance(value, str):
+        raise FunctionError(f"{name} needs a string argument")
+    return value
+
+
+def starts_with(value, prefix):
+    return str(value).startswith(_text(prefix, "startsWith"))
+
+
+def ends_with(value, suffix):
+    return str(value).endswith(_text(suffix, "endsWith"))
+
+
+def substring_before(value, separator):
+    return None if value is None else str(value).partition(_text(separator, "substringBefore"))[0]
+
+
+def substring_after(value, separator):
+    """As Apache Commons: empty when the separator is not there."""
+    if value is None:
+        return None
+    before, found, after = str(value).partition(_text(separator, "substringAfter"))
+    return after if found else ""
+
+
+def substring_before_last(value, separator):
+    if value is None:
+        return None
+    before, found, _ = str(value).rpartition(_text(separator, "substringBeforeLast"))
+    return before if found else str(value)
+
+
+def substring_after_last(value, separator):
+    if value is None:
+        return None
+    _, found, after = str(value).rpartition(_text(separator, "substringAfterLast"))
+    return after if found else ""
+
+
+def flatten(value):
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)):
+        raise FunctionError("flatten can only be applied to a list")
+    return [item for element in value for item in (element if isinstance(element, (list, tuple)) else [element])]
+
+
+def chunk(value, size):
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)):
+        raise FunctionError("chunk can only be applied to a list")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise FunctionError("chunk's size is a positive integer")
+    return [list(value[index:index + size]) for index in range(0, len(value), size)]
+
+
+def _digest(algorithm: str):
+    def digest(value):
+        return None if value is None else hashlib.new(algorithm, str(value).encode()).hexdigest()
+
+    return digest
+
+
+def random_int(lower, upper):
+    if not all(isinstance(bound, int) and not isinstance(bound, bool) for bound in (lower, upper)):
+        raise FunctionError("randomInt takes two integers, lower and upper")
+    if upper < lower:
+        raise FunctionError("randomInt: upper is less than lower")
+    return random.randrange(lower, upper) if upper > lower else lower
+
+
 # --- dates --------------------------------------------------------------------------------------
 
 
@@ -215,6 +291,14 @@ def date_add(value, amount, unit, format=None, timeZone=None, existingFormat=Non
     return java_dates.format_date(java_dates.add(java_dates.to_datetime(value, tz, existing), amount, unit), pattern)
 
 
+def timestamp(value, timeZone=None, existingFormat=None, timezone=None):  # noqa: N803
+    """Epoch seconds of a date."""
+    if value is None:
+        return None
+    _, tz, existing = _date_arguments(None, timeZone, timezone, existingFormat)
+    return int(java_dates.to_datetime(value, tz, existing).timestamp())
+
+
 def now(format=None, timeZone=None, locale=None, timezone=None):  # noqa: A002,N803
     pattern, tz, _ = _date_arguments(format, timeZone, timezone, None)
     return java_dates.format_date(dt.datetime.now(tz), pattern)
@@ -225,7 +309,12 @@ FILTERS = {
     "slugify": slugify, "base64encode": base64encode, "base64decode": base64decode, "urlencode": url_encode,
     "urldecode": url_decode, "yaml": to_yaml, "toYaml": to_yaml, "json": to_json, "toJson": to_json,
     "jsonEncode": to_json, "fromJson": from_json, "jsonDecode": from_json, "date": date, "dateAdd": date_add,
-    "length": length, "count": length,
+    "length": length, "count": length, "startsWith": starts_with, "endsWith": ends_with,
+    "substringBefore": substring_before, "substringAfter": substring_after,
+    "substringBeforeLast": substring_before_last, "substringAfterLast": substring_after_last, "flatten": flatten,
+    "chunk": chunk, "md5": _digest("md5"), "sha1": _digest("sha1"), "sha256": _digest("sha256"),
+    "sha512": _digest("sha512"), "timestamp": timestamp,
 }
-FUNCTIONS = {"now": now, "json": from_json, "fromJson": from_json, "toJson": to_json, "yaml": from_yaml}
+FUNCTIONS = {"now": now, "json": from_json, "fromJson": from_json, "toJson": to_json, "yaml": from_yaml,
+             "uuid": lambda: str(uuid.uuid4()), "randomInt": random_int}
 TESTS = {"empty": is_empty, "json": is_json, "null": is_null, "map": lambda value: isinstance(value, dict)}

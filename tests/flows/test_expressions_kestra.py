@@ -87,6 +87,13 @@ def test_pebble_forms(template, expected):
      '{"x": 1, "y": 2} {"x": 1, "y": 2} 1 5'),
     ("{{ m | yaml }}", "x: 1\ny: 2\n"),
     ("{{ yaml('a: {b: 2}').a.b }}", "2"),
+    ("{{ 'a.b.c' | substringBefore('.') }} {{ 'a.b.c' | substringAfter('.') }} {{ 'a.b.c' | substringBeforeLast('.') }} "
+     "{{ 'a.b.c' | substringAfterLast('.') }} {{ 'abc' | substringAfter('x') }}|", "a b.c a.b c |"),
+    ("{{ 'kestra' | startsWith('kes') }} {{ 'kestra' | endsWith('x') }}", "true false"),
+    ("{{ [1, [2, 3], [4]] | flatten }} {{ [1, 2, 3, 4, 5] | chunk(2) }}", "[1, 2, 3, 4] [[1, 2], [3, 4], [5]]"),
+    ("{{ 'abc' | md5 }} {{ 'abc' | sha1 }}", "900150983cd24fb0d6963f7d28e17f72 a9993e364706816aba3e25717850c26c9cd0d89d"),
+    ("{{ '2024-03-05T10:20:30Z' | timestamp }}", "1709634030"),
+    ("{{ uuid() | length }} {{ randomInt(5, 6) }}", "36 5"),
 ])
 def test_filters_and_functions(template, expected):
     assert r(template) == expected
