@@ -3,11 +3,16 @@ thread cannot interrupt, so a program that loops or allocates forever (`[range(1
 `def f: f; f`) is stopped by killing the helper when the render's time budget is spent. The helper
 is started once per process, holds no Django state, and has its memory bounded by RLIMIT_AS.
 
+The helper gets an empty environment, so jq's `$ENV` and `env` show none of the process's
+variables (its secret key, database and broker URLs, secrets), and programs that load jq modules
+from files (`import`, `include`, `module`) are refused.
+
 Protocol: one JSON line per request, `{"program", "input"}`; one JSON line per answer,
 `{"results": [...]}` or `{"error": "..."}`.
 """
 import json
 import os
+import re
 import resource
 import select
 import subprocess
@@ -18,6 +23,8 @@ import time
 HELPER_MEMORY_BYTES = 512 * 1024 * 1024
 MAX_ANSWER_CHARS = 10_000_000  # the results as JSON text
 STARTUP_SECONDS = 30  # a loaded machine starts Python slowly; not part of any render's budget
+# jq's module directives may only open a program (after comments)
+_MODULE_DIRECTIVE = re.compile(r"\A(?:\s|#[^\n]*\n?)*(?:module|import|include)\b")
 
 
 class JqError(Exception):
@@ -57,7 +64,7 @@ class _Helper:
     def __init__(self):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "flows.jq_process"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True, bufsize=1, close_fds=True,
+            stderr=subprocess.DEVNULL, text=True, bufsize=1, close_fds=True, env={"LANG": "C.UTF-8"},
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         self.owner = os.getpid()
         if self._read_line(STARTUP_SECONDS) != "ready":
@@ -106,6 +113,8 @@ def start() -> float:
 def run(program: str, value, seconds: float) -> list:
     """All results of jq `program` on `value`, within `seconds` (the helper must be started)."""
     global _helper
+    if _MODULE_DIRECTIVE.match(program):
+        raise JqError("jq modules (import, include, module) are not available in expressions")
     request = json.dumps({"program": program, "input": value})
     with _lock:
         if _helper is None or _helper.owner != os.getpid():

@@ -125,6 +125,13 @@ def test_now_is_the_current_time():
     assert r("{{ now(format='yyyy') }}") == str(dt.datetime.now(dt.timezone.utc).year)
 
 
+def test_jq_sees_none_of_the_process_environment(monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "django-key")
+    for program in ("$ENV | keys", "env | keys"):
+        assert set(render("{{ m | jq(program) | first | join(',') }}", {"m": {}, "program": program}).split(",")) <= {
+            "LANG", "LC_CTYPE", ""}
+
+
 def test_jq_runs_a_real_jq_and_returns_every_result():
     assert r("{{ m | jq('.x') }}") == "[1]"
     assert r("{{ m | jq('.x') | first }}") == "1"
@@ -137,6 +144,8 @@ def test_jq_runs_a_real_jq_and_returns_every_result():
     ("{{ m | jq('def f: f; f') }}", "ran longer than the render's budget"),
     ("{{ m | jq('[limit(100000000; repeat(\"xxxxxxxxxx\"))]') }}", "jq"),
     ("{{ m | jq('.[') }}", "syntax error"),
+    ("{{ m | jq('import \"data\" as $d; $d') }}", "jq modules (import, include, module) are not available"),
+    ("{{ m | jq('# a comment\n include \"lib\"; .') }}", "jq modules"),
     ("{{ 'not json' | jq('.') }}", "invalid JSON"),
 ])
 def test_hostile_or_broken_jq_programs_fail_within_the_budget(template, message):
