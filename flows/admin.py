@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from . import masking
+from . import engine, masking
 from .admin_pages import (
     DEFAULT_GROUP_LABEL, SHOWN_LOG_LINES, SHOWN_TASK_RUNS, execution_page, flow_execute_view, flow_tree,
     namespace_files_view, worker_group_load,
@@ -500,6 +500,30 @@ class ExecutionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
               "inputs_shown", "labels", "trigger", "state_history", "logs_link")
     readonly_fields = fields
     change_form_template = "admin/flows/execution/change_form.html"
+    actions = ["resume"]
+
+    def has_operate_permission(self, request):
+        return self._allowed(request, Role.DEVELOPER)
+
+    def _operate(self, request, queryset, service, done: str) -> None:
+        """`service(execution_id=...)` on each selected execution the user may operate; refusals listed."""
+        changed, refused = 0, []
+        for execution in queryset:
+            if not self._allowed(request, Role.DEVELOPER, execution):
+                continue
+            try:
+                service(execution_id=execution.pk)
+                changed += 1
+            except UserError as error:
+                refused.append(f"{execution.pk}: {error.message}")
+        self.message_user(request, f"{changed} execution(s) {done}.")
+        if refused:
+            self.message_user(request, "Refused: " + "; ".join(refused), level="error")
+
+    @admin.action(description="Resume the selected paused executions (onResume inputs take their defaults)",
+                  permissions=["operate"])
+    def resume(self, request, queryset):
+        self._operate(request, queryset, engine.execution_resume, "resumed")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """Task runs, their timeline and the logs, bounded (docs/admin.md)."""

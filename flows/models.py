@@ -25,6 +25,7 @@ class State(models.TextChoices):
     CREATED = "CREATED"
     QUEUED = "QUEUED"  # waiting for a place under the flow's concurrency limit
     RUNNING = "RUNNING"
+    PAUSED = "PAUSED"  # a Pause task waits for its delay or to be resumed; the execution holds no worker
     SUCCESS = "SUCCESS"
     WARNING = "WARNING"
     FAILED = "FAILED"
@@ -165,6 +166,8 @@ class TaskRun(models.Model):
     slot_wait_since = models.DateTimeField(null=True, blank=True)
     start_date = models.DateTimeField(null=True, blank=True)
     end_date = models.DateTimeField(null=True, blank=True)
+    # A PAUSED task run's end of pause (its delay, or its timeout): the reconciler advances it then.
+    resume_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created"]

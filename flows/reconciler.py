@@ -34,7 +34,8 @@ def taskruns_reconcile() -> dict:
     problems: dict = {}
     queue_lengths: dict = {}
     to_advance, to_kill = set(), set()
-    counts = {"failed": 0, "cancelled": 0, "killed": 0, "republished": 0, "reattempted": 0, "resumed": 0, "sla": 0}
+    counts = {"failed": 0, "cancelled": 0, "killed": 0, "republished": 0, "reattempted": 0, "resumed": 0, "sla": 0,
+              "pauses_due": 0}
 
     waiting = TaskRun.objects.filter(state=State.CREATED).exclude(
         execution__state__in=[State.KILLING, State.KILLED]
@@ -75,6 +76,11 @@ def taskruns_reconcile() -> dict:
             to_advance.add(run.execution_id)
 
     counts["sla"] = sla_overdue_enforce(now=now)
+    # Pause tasks whose delay or timeout is over (docs/core-tasks.md): their delayed message may be lost.
+    pauses_due = set(TaskRun.objects.filter(state=State.PAUSED, resume_at__lte=now)
+                     .values_list("execution_id", flat=True)[:200])
+    counts["pauses_due"] = len(pauses_due - to_advance)
+    to_advance |= pauses_due
     stalled = _stalled_executions(now) - to_advance - to_kill
     counts["resumed"] = len(stalled)
     for execution_id in to_kill:

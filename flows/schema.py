@@ -391,6 +391,34 @@ class DagTask(FlowableBase):
     tasks: list[DagEntry] = Field(min_length=1)
 
 
+class PauseTask(FlowableBase):
+    """Pauses the execution (its task run and the execution become PAUSED, holding no worker) until
+    it is resumed (API, admin, the Resume task), or for `delay`; past `timeout` without a resume the
+    task run fails. `onResume` declares inputs given on resume (`outputs.<id>.onResume`)."""
+
+    type: Literal["io.kestra.plugin.core.flow.Pause", "io.kestra.core.tasks.flows.Pause"]
+    delay: Duration | None = None
+    timeout: Duration | None = None
+    onResume: list["Input"] = Field(default_factory=list)
+    tasks: list["Task"] = Field(default_factory=list, description="Deprecated in Kestra: run after the pause.")
+
+    @field_validator("onResume")
+    @classmethod
+    def _distinct_resume_inputs(cls, value: list) -> list:
+        return _distinct_input_ids(value)
+
+
+class ResumeTask(TaskBase):
+    """Resumes a paused execution of the same tenant (this one by default), with `inputs` for its
+    Pause task's `onResume`."""
+
+    type: Literal["io.kestra.plugin.core.execution.Resume"]
+    executionId: str = "{{ execution.id }}"
+    namespace: str | None = None
+    flowId: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
 class LabelsTask(TaskBase):
     """Adds `labels` (a map, a list of key/value, or an expression that renders a map) to the
     execution's labels, replacing those of the same key; keys and values are rendered. Run by the
@@ -406,15 +434,12 @@ Task = Annotated[
     Union[
         ReturnTask, LogTask, EchoTask, SleepTask, OutputValuesTask, FailTask,
         ShellCommandsTask, ShellScriptTask, PythonCommandsTask, PythonScriptTask, HttpRequestTask,
-        KvSetTask, KvGetTask, KvDeleteTask, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, EachSequentialTask, EachParallelTask,
-        AllowFailureTask, WaitForTask, DagTask, LabelsTask,
+        KvSetTask, KvGetTask, KvDeleteTask, ResumeTask, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, EachSequentialTask, EachParallelTask,
+        AllowFailureTask, WaitForTask, DagTask, PauseTask, LabelsTask,
     ],
     Field(discriminator="type"),
 ]
 
-for _model in (FlowableBase, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, EachSequentialTask,
-               EachParallelTask, AllowFailureTask, WaitForTask, DagEntry, DagTask):
-    _model.model_rebuild()
 
 
 # --- triggers (docs/triggers.md) -----------------------------------------------------------
@@ -846,6 +871,11 @@ Input = Annotated[
     Annotated[Union[INPUT_MODELS], Field(discriminator="type")], BeforeValidator(_input_type_default),
 ]
 INPUT_TYPES = tuple(model.model_fields["type"].annotation.__args__[0] for model in INPUT_MODELS)
+
+# The Pause task's `onResume` inputs are Inputs, defined after the tasks: rebuild what holds tasks.
+for _model in (PauseTask, FlowableBase, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask,
+               EachSequentialTask, EachParallelTask, AllowFailureTask, WaitForTask, DagEntry, DagTask):
+    _model.model_rebuild(force=True)
 
 
 def _distinct_input_ids(inputs: list) -> list:

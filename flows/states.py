@@ -61,7 +61,7 @@ def taskruns_save(*, created: list[TaskRun], changed: list[TaskRun], logs: list[
     created_ids = {run.id for run in created}
     for run in changed:
         if run.id not in created_ids:
-            run.save(update_fields=["state", "state_history", "end_date", "error", "outputs"])
+            run.save(update_fields=["state", "state_history", "end_date", "error", "outputs", "resume_at"])
     if logs:
         LogLine.objects.bulk_create(logs)
 
@@ -163,6 +163,12 @@ def taskrun_end_waiting(*, run: TaskRun, state: str, message: str, when: datetim
         if ended:
             _log(run, "ERROR" if state == State.FAILED else "WARN", message).save()
     return ended
+
+
+def taskrun_resume(*, run: TaskRun, outputs: dict, when: datetime) -> bool:
+    """PAUSED → RUNNING: a paused task run resumed (API, admin, Resume task), its onResume inputs as outputs."""
+    return _guarded(run, State.PAUSED, state=State.RUNNING, outputs=outputs, resume_at=None,
+                    state_history=history_with(run, State.RUNNING, when=when))
 
 
 def taskrun_republished(*, run: TaskRun, when: datetime) -> bool:

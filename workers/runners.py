@@ -32,7 +32,8 @@ from flows.durations import parse_duration
 from flows.errors import UserError
 from flows.expressions import is_truthy, render_deep
 from flows.schema import HTTP_METHODS, output_files_problem
-from flows.selectors import MISSING, kv_value
+from flows.engine import execution_resume
+from flows.selectors import MISSING, execution_get, kv_value, tenant_get
 from flows.services import kv_delete, kv_put
 
 from . import workdir as storage_files  # the working directory and the shared storage (docs/storage.md)
@@ -174,8 +175,8 @@ def _kv_typed(value, kv_type: str | None):
     return parsed
 
 
-def _kv_store(action, **arguments):
-    """A read or write of the KV store; a refused key, namespace or value fails the task run with its message."""
+def _refused_fails(action, **arguments):
+    """A call into the flows app (KV store, resume); what it refuses fails the task run with its message."""
     try:
         return action(**arguments)
     except UserError as error:
@@ -189,14 +190,14 @@ def _kv_missing(key: str, namespace: str) -> TaskFailed:
 def run_kv_set(task, runtime: Runtime) -> dict:
     tenant, namespace, key = _kv_place(task, runtime)
     value = _kv_typed(runtime.render(task.value), task.kvType)
-    _kv_store(kv_put, tenant_key=tenant, namespace=namespace, key=key, value=value,
+    _refused_fails(kv_put, tenant_key=tenant, namespace=namespace, key=key, value=value,
               ttl=str(runtime.render(task.ttl)) if task.ttl else None, overwrite=task.overwrite)
     return {}
 
 
 def run_kv_get(task, runtime: Runtime) -> dict:
     tenant, namespace, key = _kv_place(task, runtime)
-    value = _kv_store(kv_value, tenant_key=tenant, namespace=namespace, key=key)
+    value = _refused_fails(kv_value, tenant_key=tenant, namespace=namespace, key=key)
     if value is MISSING and task.errorOnMissing:
         raise _kv_missing(key, namespace)
     return {"value": None if value is MISSING else value}
@@ -204,10 +205,25 @@ def run_kv_get(task, runtime: Runtime) -> dict:
 
 def run_kv_delete(task, runtime: Runtime) -> dict:
     tenant, namespace, key = _kv_place(task, runtime)
-    deleted = _kv_store(kv_delete, tenant_key=tenant, namespace=namespace, key=key)
+    deleted = _refused_fails(kv_delete, tenant_key=tenant, namespace=namespace, key=key)
     if not deleted and task.errorOnMissing:
         raise _kv_missing(key, namespace)
     return {"deleted": deleted}
+
+
+def run_resume(task, runtime: Runtime) -> dict:
+    """Resume a paused execution of this tenant (docs/core-tasks.md); `namespace` and `flowId`, when
+    given, must be the execution's."""
+    def resume():
+        execution = execution_get(tenant_get(runtime.context["flow"]["tenantId"]), str(runtime.render(task.executionId)))
+        for name, expected, actual in (("namespace", task.namespace, execution.namespace),
+                                       ("flowId", task.flowId, execution.flow_id)):
+            if expected is not None and str(runtime.render(expected)) != actual:
+                raise UserError(f"execution {execution.id} is not of {name} '{runtime.render(expected)}'")
+        execution_resume(execution_id=execution.id, inputs=runtime.render(task.inputs))
+
+    _refused_fails(resume)
+    return {}
 
 
 def run_http_request(task, runtime: Runtime) -> dict:
@@ -608,6 +624,7 @@ RUNNERS = {
     "io.kestra.plugin.core.kv.Set": run_kv_set,
     "io.kestra.plugin.core.kv.Get": run_kv_get,
     "io.kestra.plugin.core.kv.Delete": run_kv_delete,
+    "io.kestra.plugin.core.execution.Resume": run_resume,
     "io.kestra.plugin.scripts.shell.Commands": run_script,
     "io.kestra.plugin.scripts.shell.Script": run_script,
     "io.kestra.plugin.scripts.python.Commands": run_script,

@@ -379,6 +379,16 @@ def execution_kill(request, tenant: str, execution_id: UUID):
     return Status(202, _rendered(execution))
 
 
+@executions.post("{tenant}/executions/{uuid:execution_id}/resume", openapi_extra=INPUTS_BODY,
+                 response={204: None, (400, 401, 403, 404, 409, 415, 422): Error})
+def execution_resume(request, tenant: str, execution_id: UUID):
+    """Resume a PAUSED execution, with its Pause task's `onResume` inputs as form fields or JSON
+    (docs/core-tasks.md); 409 if it is not paused, 422 with every bad input. Developer."""
+    execution = selectors.execution_get(tenant_for(request.auth, tenant, Role.DEVELOPER), execution_id)
+    engine.execution_resume(execution_id=execution.id, inputs=inputs_body(request))
+    return HttpResponse(status=204)
+
+
 @executions.get("{tenant}/executions/{uuid:execution_id}/logs", response={200: list[LogEntry], (401, 404, 422): Error})
 def execution_logs(
     request, response: HttpResponse, tenant: str, execution_id: UUID,

@@ -1,5 +1,8 @@
 """The engine: executions advanced by evaluating their task tree (see `evaluation`), one handler per
 flowable task type (`flowables`), retries (`retry`). State writes go through `flows.states`."""
-from .executions import execution_advance, execution_create, execution_kill, execution_wait, taskrun_finish
+from .executions import (
+    execution_advance, execution_create, execution_kill, execution_resume, execution_wait, taskrun_finish,
+)
 
-__all__ = ["execution_advance", "execution_create", "execution_kill", "execution_wait", "taskrun_finish"]
+__all__ = ["execution_advance", "execution_create", "execution_kill", "execution_resume", "execution_wait",
+           "taskrun_finish"]

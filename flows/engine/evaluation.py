@@ -151,6 +151,21 @@ class ExecutionEvaluation:
         self.changed[run.id] = run
         self._context = None  # the outputs of the context are built from the task runs
 
+    def pause(self, run: TaskRun, resume_at) -> None:
+        """A Pause task run waits (PAUSED, on no worker) until it is resumed, or until `resume_at`."""
+        run.resume_at = resume_at
+        transition(run, State.PAUSED, self.now)
+        self.changed[run.id] = run
+
+    def unpause(self, run: TaskRun) -> None:
+        """A paused task run whose delay is over goes on."""
+        run.resume_at = None
+        transition(run, State.RUNNING, self.now)
+        self.changed[run.id] = run
+
+    def has_paused(self) -> bool:
+        return any(run.state == State.PAUSED for run in self.by_id.values())
+
     def set_labels(self, labels: dict) -> None:
         """The execution's labels change (a Labels task): saved with the evaluation."""
         self.execution.labels = {**self.execution.labels, **labels}

@@ -18,13 +18,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import dispatch, masking, triggers
+from ..context import build_context
 from ..definition import parse_flow_cached
 from ..expressions import RenderRefused, rendering_refused
 from ..errors import Conflict, NotFound, UserError
 from ..inputs import InputFiles, inputs_context, inputs_resolve
 from ..models import TERMINAL_STATES, Execution, LogLine, State, TaskRun, queue_for_group
 from ..selectors import flow_get, tenant_get
-from ..states import execution_mark_killing, execution_save, taskrun_end, taskrun_retry, transition
+from ..states import execution_mark_killing, execution_save, taskrun_end, taskrun_resume, taskrun_retry, transition
 from .concurrency import concurrency_admits, concurrency_release
 from .ending import Ending, execution_ending
 from .evaluation import ExecutionEvaluation, tolerated
@@ -57,7 +58,8 @@ def _read(execution_id) -> tuple[Execution, list[TaskRun]] | None:
 def _fingerprint(rows) -> dict:
     """What an evaluation depends on, per task run: whether and how it ended, and its attempt (a retry
     brings outputs). A worker claiming a task run (CREATED → RUNNING) changes nothing it decides."""
-    return {run_id: (state if state in TERMINAL_STATES else "", attempt) for run_id, state, attempt in rows}
+    return {run_id: (state if state in TERMINAL_STATES or state == State.PAUSED else "", attempt)
+            for run_id, state, attempt in rows}
 
 
 def _still(execution_id, *, state: str, fingerprint: dict) -> bool:
@@ -98,6 +100,10 @@ class _Advance:
         if evaluation.kill_requested and not evaluation.killing:  # a fallback CANCEL kills the execution
             execution_mark_killing(execution=execution, when=evaluation.now)
             return _advance_locked(execution)  # a killing evaluation creates nothing, so renders nothing
+        if state == State.RUNNING and not evaluation.killing and execution.state in (State.RUNNING, State.PAUSED):
+            paused = State.PAUSED if evaluation.has_paused() else State.RUNNING  # a Pause task waits: docs/core-tasks.md
+            if execution.state != paused:
+                transition(execution, paused, evaluation.now)
         if state != State.RUNNING:
             if self.ending is not None:
                 state = self._apply(self.ending)
@@ -223,6 +229,31 @@ def execution_kill(*, execution_id) -> Execution:
         if execution.state != State.KILLING:
             execution_mark_killing(execution=execution, when=timezone.now())
         _advance_locked(execution)
+    return execution
+
+
+def execution_resume(*, execution_id, inputs: dict | None = None) -> Execution:
+    """Resume a PAUSED execution: its first paused task run goes on with the Pause task's `onResume`
+    inputs, typed and checked like flow inputs (`outputs.<id>.onResume`). Bad inputs change nothing."""
+    execution = Execution.objects.select_related("flow_revision", "tenant").filter(id=execution_id).first()
+    if execution is None:
+        raise NotFound(f"execution '{execution_id}' does not exist")
+    run = execution.task_runs.filter(state=State.PAUSED).order_by("created").first()
+    if execution.state != State.PAUSED or run is None:
+        raise Conflict(f"execution '{execution_id}' is not paused ({execution.state})")
+    parsed = parse_flow_cached(execution.flow_revision.source)
+    declared = getattr(parsed.tasks_by_id[run.task_id], "onResume", [])
+    resolved = inputs_resolve(declared, inputs or {}, context=build_context(
+        execution=execution, document=parsed.document, runs=list(execution.task_runs.all()), run=run))
+    now = timezone.now()
+    with transaction.atomic():
+        execution = _lock(execution_id)
+        if execution.state != State.PAUSED or not taskrun_resume(run=run, outputs={"onResume": resolved}, when=now):
+            raise Conflict(f"execution '{execution_id}' is not paused any more ({execution.state})")
+        if not execution.task_runs.filter(state=State.PAUSED).exists():
+            transition(execution, State.RUNNING, now)
+            execution_save(execution)
+        dispatch.send([dispatch.advance_message(execution_id=execution.id)])
     return execution
 
 

@@ -8,6 +8,7 @@ are the evaluation's, the same for every type.
 """
 import ast
 import json
+from datetime import timedelta
 
 from .. import schema
 from ..context import with_taskrun
@@ -148,6 +149,16 @@ class Labels:
         return State.SUCCESS
 
 
+def duration_seconds(duration: str, evaluation, run) -> float:
+    """An ISO-8601 duration property of a flowable task, rendered first when it is an expression."""
+    if is_template(duration):
+        duration = str(render(duration, with_taskrun(evaluation.context(), run, evaluation.by_id)))
+    try:
+        return parse_duration(duration).total_seconds()
+    except ValueError as error:
+        raise ExpressionError(str(error)) from None
+
+
 class WaitFor:
     """Iteration n's children are scoped by n, so each iteration creates its own task runs; the
     count lives in the task run's outputs (`iterationCount`, as Kestra names it)."""
@@ -161,7 +172,7 @@ class WaitFor:
             if evaluation.killing:
                 return State.KILLED
             remaining = (self._previous_end(evaluation, run, task, iteration) - evaluation.now).total_seconds()
-            remaining += self._seconds(task.checkFrequency.interval, evaluation, run)
+            remaining += duration_seconds(task.checkFrequency.interval, evaluation, run)
             if remaining > 0:
                 evaluation.wake_up_in(remaining)
                 return State.RUNNING
@@ -179,20 +190,13 @@ class WaitFor:
         limits = task.checkFrequency
         if count > limits.maxIterations:
             return True
-        return (evaluation.now - run.created).total_seconds() > self._seconds(limits.maxDuration, evaluation, run)
+        return (evaluation.now - run.created).total_seconds() > duration_seconds(limits.maxDuration, evaluation, run)
 
     def _previous_end(self, evaluation, run, task: schema.WaitForTask, iteration: int):
         ends = [child.end_date for child in (evaluation.run_of(run, task.id, run.value, iteration - 1)
                                              for task in task.tasks) if child is not None and child.end_date]
         return max(ends, default=evaluation.now)
 
-    def _seconds(self, duration: str, evaluation, run) -> float:
-        if is_template(duration):
-            duration = str(render(duration, with_taskrun(evaluation.context(), run, evaluation.by_id)))
-        try:
-            return parse_duration(duration).total_seconds()
-        except ValueError as error:
-            raise ExpressionError(str(error)) from None
 
 
 class Dag:
@@ -223,6 +227,36 @@ class Dag:
         return combine([*states.values(), *([State.RUNNING] if waiting and not stopped else [])])
 
 
+class Pause:
+    """RUNNING → PAUSED at once (the execution becomes PAUSED, no worker is held); back to RUNNING
+    when resumed (flows.engine.execution_resume) or once `delay` has passed; FAILED past `timeout`.
+    The end of a delay or timeout is the task run's `resume_at`: a delayed message advances the
+    execution then, and the reconciler does if that message is lost."""
+
+    def plan(self, task: schema.PauseTask, context: dict) -> dict:
+        return {}
+
+    def advance(self, evaluation, run, task: schema.PauseTask) -> str:
+        if evaluation.killing and run.state == State.PAUSED:
+            return State.KILLED
+        if not any(entry["state"] == State.PAUSED for entry in run.state_history):
+            limit = task.delay or task.timeout
+            seconds = duration_seconds(limit, evaluation, run) if limit else None
+            evaluation.pause(run, None if seconds is None else evaluation.now + timedelta(seconds=seconds))
+            if seconds is not None:
+                evaluation.wake_up_in(seconds)
+            return State.RUNNING
+        if run.state == State.PAUSED:
+            if run.resume_at is None or evaluation.now < run.resume_at:
+                return State.RUNNING
+            if not task.delay:
+                run.error = f"the pause was not resumed within its timeout ({task.timeout})"
+                evaluation.log(run, "ERROR", run.error)
+                return State.FAILED
+            evaluation.unpause(run)
+        return evaluation.sequence(task.tasks, run, run.value) if task.tasks else State.SUCCESS
+
+
 HANDLERS = {
     schema.SequentialTask: Sequential(),
     schema.ParallelTask: Parallel(),
@@ -235,6 +269,7 @@ HANDLERS = {
     schema.WaitForTask: WaitFor(),
     schema.DagTask: Dag(),
     schema.LabelsTask: Labels(),
+    schema.PauseTask: Pause(),
 }
 
 

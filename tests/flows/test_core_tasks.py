@@ -197,3 +197,66 @@ tasks:
     assert runs["delete"].outputs == {"deleted": True} and runs["delete_again"].outputs == {"deleted": False}
     assert runs["get_missing"].state == State.FAILED
     assert "the key 'my-key' does not exist in the namespace 'company.team'" in runs["get_missing"].error
+
+
+def test_a_pause_resumed_through_the_api_with_inputs(engine):
+    from flows.engine import execution_create
+    from flows.services import flow_upload
+    from tests.support import wait_execution
+    from tests.support.auth import api_client
+
+    flow_upload(tenant_key="main", source="""
+id: pause-on-resume
+namespace: io.kestra.tests
+tasks:
+  - id: pause
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - id: asked
+        type: STRING
+        defaults: "MISSING"
+      - id: approved
+        type: BOOLEAN
+  - id: last
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.pause.onResume.asked }} {{ outputs.pause.onResume.approved }}"
+""")
+    execution = execution_create(tenant_key="main", namespace="io.kestra.tests", flow_id="pause-on-resume")
+    execution = wait_execution(execution.id, states={State.PAUSED})
+    assert execution.task_runs.get(task_id="pause").worker_id == ""  # paused on no worker
+
+    client = api_client("dev", roles={"main": "developer"})
+    url = f"/api/v1/main/executions/{execution.id}/resume"
+    refused = client.post(url, {"asked": "yes"})  # `approved` is required
+    assert refused.status_code == 422 and "approved" in refused.json()["message"]
+    assert client.post(url, {"asked": "yes", "approved": "true"}).status_code == 204
+    assert client.post(url, {"approved": "true"}).status_code == 409  # not paused any more
+
+    execution = wait_execution(execution.id)
+    runs = task_runs(execution)
+    assert execution.state == State.SUCCESS
+    assert runs["pause"].outputs == {"onResume": {"asked": "yes", "approved": True}}
+    assert runs["last"].outputs == {"value": "yes true"}
+
+
+def test_the_resume_task_resumes_a_paused_execution_from_a_worker(engine):
+    execution = run_flow("""
+id: pause-and-resume
+namespace: company.team
+tasks:
+  - id: both
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: pause
+        type: io.kestra.plugin.core.flow.Pause
+        onResume:
+          - {id: by, type: STRING}
+      - id: resume
+        type: io.kestra.plugin.core.execution.Resume
+        namespace: company.team
+        inputs:
+          by: "{{ task.id }}"
+""")
+    runs = task_runs(execution)
+    assert execution.state == State.SUCCESS
+    assert runs["pause"].outputs == {"onResume": {"by": "resume"}} and runs["resume"].worker_id

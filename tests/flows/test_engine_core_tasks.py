@@ -1,9 +1,13 @@
 """The engine's handlers of Kestra's other core tasks (WaitFor, Dag, ...), one evaluation at a time,
 in process (tests/support/driver.py). The same flows run end to end in test_core_tasks.py."""
 import pytest
+from django.utils import timezone
 
 from flows import dispatch
-from flows.models import State
+from flows.engine import execution_advance, execution_kill, execution_resume
+from flows.errors import Conflict, UserError
+from flows.models import State, TaskRun
+from flows.reconciler import taskruns_reconcile
 from flows.services import worker_heartbeat
 from tests.support.driver import EngineDriver, Outcome, states_by_task
 
@@ -295,3 +299,119 @@ tasks:
     execution.refresh_from_db()
     assert execution.state == State.SUCCESS
     assert states_by_task(execution)["2_end"] == "SUCCESS"
+
+
+# --- Pause and resume ----------------------------------------------------------------------------
+
+PAUSE = FLOW + f"""
+tasks:
+  - id: before
+    type: {RETURN}
+    format: b
+  - id: pause
+    type: io.kestra.plugin.core.flow.Pause
+    {{extra}}
+  - id: after
+    type: {RETURN}
+    format: "{{{{ outputs.pause.onResume.reason ?? 'none' }}}}"
+"""
+
+
+def test_a_pause_holds_the_execution_paused_on_no_worker_until_resumed_with_inputs():
+    driver = EngineDriver()
+    execution = driver.run(PAUSE.format(extra="""onResume:
+      - {id: approved, type: BOOLEAN}
+      - {id: reason, type: STRING, defaults: fine}"""))
+
+    pause = execution.task_runs.get(task_id="pause")
+    assert execution.state == State.PAUSED and pause.state == State.PAUSED
+    assert [entry["state"] for entry in pause.state_history] == ["CREATED", "RUNNING", "PAUSED"]
+    assert states_by_task(execution) == {"before": "SUCCESS", "pause": "PAUSED"}  # nothing after it yet
+    sent_before = len(driver.queues())
+
+    with pytest.raises(UserError) as refused:  # a required onResume input is missing: nothing changes
+        with driver.recording():
+            execution_resume(execution_id=execution.id, inputs={})
+    assert "approved" in refused.value.message
+    execution.refresh_from_db()
+    assert execution.state == State.PAUSED
+
+    with driver.recording():
+        execution_resume(execution_id=execution.id, inputs={"approved": "true"})
+    driver.deliver_all()
+    execution.refresh_from_db()
+    pause.refresh_from_db()
+    assert execution.state == State.SUCCESS
+    assert pause.outputs == {"onResume": {"approved": True, "reason": "fine"}}
+    assert [entry["state"] for entry in pause.state_history][-3:] == ["PAUSED", "RUNNING", "SUCCESS"]
+    assert len(driver.queues()) == sent_before + 1  # `after`, and no worker ever took the pause
+
+
+def test_resuming_an_execution_that_is_not_paused_is_a_conflict():
+    execution = EngineDriver().run(FLOW + f"tasks:\n  - {{id: one, type: {RETURN}, format: x}}\n")
+    with pytest.raises(Conflict):
+        execution_resume(execution_id=execution.id)
+
+
+def test_a_pause_with_a_delay_resumes_by_itself_once_the_delay_is_over():
+    driver = EngineDriver()
+    execution = driver.start(PAUSE.format(extra="delay: PT1H"))
+    driver.deliver_all()
+    pause = execution.task_runs.get(task_id="pause")
+    wake_up = driver.sent[-1]
+    assert pause.state == State.PAUSED and wake_up.task == dispatch.ADVANCE_EXECUTION and wake_up.countdown == 3600
+    assert (pause.resume_at - pause.start_date).total_seconds() == pytest.approx(3600, abs=1)
+
+    TaskRun.objects.filter(id=pause.id).update(resume_at=timezone.now())  # the hour has passed
+    with driver.recording():
+        counts = taskruns_reconcile()  # the delayed message was lost: the reconciler resumes it
+    driver.deliver_all()
+    execution.refresh_from_db()
+    assert counts["pauses_due"] == 1
+    assert execution.state == State.SUCCESS and states_by_task(execution)["after"] == "SUCCESS"
+
+
+def test_a_pause_past_its_timeout_fails():
+    driver = EngineDriver()
+    execution = driver.start(PAUSE.format(extra="timeout: PT5M"))
+    driver.deliver_all()
+    TaskRun.objects.filter(task_id="pause").update(resume_at=timezone.now())
+    with driver.recording():
+        execution_advance(execution_id=execution.id)
+    execution.refresh_from_db()
+    pause = execution.task_runs.get(task_id="pause")
+    assert execution.state == State.FAILED and pause.state == State.FAILED
+    assert "not resumed within its timeout (PT5M)" in pause.error
+
+
+def test_killing_a_paused_execution_kills_its_pause():
+    driver = EngineDriver()
+    execution = driver.start(PAUSE.format(extra=""))
+    driver.deliver_all()
+    with driver.recording():
+        execution_kill(execution_id=execution.id)
+    execution.refresh_from_db()
+    assert execution.state == State.KILLED
+    assert execution.task_runs.get(task_id="pause").state == State.KILLED
+
+
+def test_the_admin_resumes_paused_executions_of_tenants_the_user_operates(client):
+    from django.urls import reverse
+
+    from flows.services import tenant_create
+    from tests.support.auth import user_with
+
+    tenant_create(key="zeta")
+    driver = EngineDriver()
+    mine = driver.start(PAUSE.format(extra=""))
+    theirs = driver.start(PAUSE.format(extra=""), tenant="zeta")
+    driver.deliver_all()
+    client.force_login(user_with("operator", staff=True, roles={"main": "developer", "zeta": "viewer"}))
+
+    with driver.recording():
+        client.post(reverse("admin:flows_execution_changelist"),
+                    {"action": "resume", "_selected_action": [str(mine.id), str(theirs.id)]})
+    driver.deliver_all()
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert mine.state == State.SUCCESS and theirs.state == State.PAUSED
