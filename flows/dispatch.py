@@ -70,6 +70,27 @@ def _send_each(messages: list[Message]) -> None:
             return
 
 
+# Celery's remote-control commands that stop and restart a worker consuming a queue (docs/operations.md).
+CANCEL_CONSUMER = "cancel_consumer"
+ADD_CONSUMER = "add_consumer"
+
+
+def send_consumer_control(command: str, *, queue: str, destination: list[str]) -> None:
+    """Tell the workers named in `destination` to stop (CANCEL_CONSUMER) or start again (ADD_CONSUMER)
+    consuming `queue`, once the current transaction commits. Nothing waits for an answer: a worker
+    that misses it applies the stored drain at its next heartbeat."""
+    if destination:
+        transaction.on_commit(lambda: _control(command, queue, list(destination)))
+
+
+def _control(command: str, queue: str, destination: list[str]) -> None:
+    try:
+        getattr(current_app.control, command)(queue, destination=destination, reply=False)
+    except Exception:  # the broker refused it: the workers' heartbeats apply the stored state
+        logger.warning("could not send %s(%s) to %s; their next heartbeat applies it", command, queue,
+                       ", ".join(destination), exc_info=True)
+
+
 @contextmanager
 def sending_to(sender):
     """Within the block, messages go to `sender(message)` instead of the broker."""

@@ -9,10 +9,12 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from . import dispatch
+from .capacity import slots_hand_on
 from .engine import execution_advance, execution_kill
 from .engine.sla import sla_overdue_enforce
 from .errors import UserError
@@ -34,6 +36,7 @@ def taskruns_reconcile() -> dict:
     problems: dict = {}
     queue_lengths: dict = {}
     to_advance, to_kill = set(), set()
+    slot_groups = set()
     counts = {"failed": 0, "cancelled": 0, "killed": 0, "republished": 0, "reattempted": 0, "resumed": 0, "sla": 0,
               "pauses_due": 0}
 
@@ -58,12 +61,18 @@ def taskruns_reconcile() -> dict:
                 else:
                     counts["failed"] += 1
                     to_advance.add(run.execution_id)
+        elif queue in alive and waited > settings.REPUBLISH_AFTER_SECONDS and run.slot_wait_since is not None:
+            slot_groups.add(run.worker_group)  # its message was consumed: it waits for a slot, not for a worker
         elif queue in alive and waited > settings.REPUBLISH_AFTER_SECONDS:
             if queue not in queue_lengths:
                 queue_lengths[queue] = broker_queue_length(queue)
             if queue_lengths[queue] == 0 and taskrun_republished(run=run, when=now):
                 dispatch.send([dispatch.taskrun_message(taskrun_id=run.id, attempt=run.attempt, queue=queue)])
                 counts["republished"] += 1
+
+    for key in slot_groups:  # the message that handed a slot on was lost: hand it on again
+        with transaction.atomic():
+            counts["republished"] += slots_hand_on(key, when=now)
 
     alive_hosts = {worker.hostname for worker in workers}
     lost = TaskRun.objects.filter(state=State.RUNNING, start_date__lt=alive_since()).exclude(worker_id="").exclude(

@@ -195,11 +195,16 @@ def group_drains() -> dict[str, tuple[bool, set[str]]]:
     }
 
 
+def drain_stored(hostname: str, queue: str, drains: dict) -> bool:
+    """Whether the stored drains (`group_drains()`) say worker `hostname` must not consume `queue`."""
+    group_drained, hosts = drains.get(queue, (False, set()))
+    return group_drained or hostname in hosts
+
+
 def worker_drained(worker: Worker, queue: str, drains: dict) -> bool:
     """A worker takes no new work from `queue` once it stopped consuming it (its heartbeat says so),
     and, before it has, as soon as the drain is stored (docs/operations.md)."""
-    group_drained, hosts = drains.get(queue, (False, set()))
-    return queue in worker.drained or group_drained or worker.hostname in hosts
+    return queue in worker.drained or drain_stored(worker.hostname, queue, drains)
 
 
 def alive_queues() -> set[str]:

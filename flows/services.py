@@ -10,17 +10,20 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from . import permissions, storage
+from . import capacity, dispatch, permissions, storage
 from .definition import ParsedFlow, document_json, parse_flow
 from .durations import parse_duration
 from .errors import Conflict, Fault, NotFound, UserError
 from .models import (
     DEFAULT_QUEUE, KEY_PATTERN, RESERVED_GROUP_KEYS, ApiToken, Flow, FlowRevision, KeyValue, Membership, Namespace,
-    Role, Tenant, Worker, WorkerGroup, WorkerGroupSample,
+    Role, Tenant, Worker, WorkerGroup, WorkerGroupSample, queue_for_group,
 )
 from .routing import worker_group_allows
 from .schema import NAMESPACE_PATTERN
-from .selectors import flow_get, kv_checked, kv_entries, namespace_files_root, tenant_get, worker_group_health
+from .selectors import (
+    alive_workers, flow_get, kv_checked, kv_entries, namespace_files_root, tenant_get, worker_group_get,
+    worker_group_health,
+)
 from .triggers import triggers_sync
 
 FALLBACKS = ("WAIT", "FAIL", "CANCEL")
@@ -94,29 +97,94 @@ def _tenants(keys: list[str]) -> list[Tenant]:
         raise UserError(error.message, path="allowedTenants") from None
 
 
+UNCHANGED = object()  # an update argument left out: the property keeps its value
+
+
+def _check_limit(limit) -> int | None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise UserError(f"concurrency limit {limit!r} must be a whole number of at least 1, or none",
+                        path="concurrencyLimit")
+    return limit
+
+
 @transaction.atomic
-def worker_group_create(*, key: str, description: str = "", allowed_tenants: list[str] | None = None) -> WorkerGroup:
+def worker_group_create(*, key: str, description: str = "", allowed_tenants: list[str] | None = None,
+                        concurrency_limit: int | None = None, init_script: str = "") -> WorkerGroup:
     _check_group_key(key)
     if WorkerGroup.objects.filter(key=key).exists():
         raise Conflict(f"worker group '{key}' already exists", path="key")
     tenants = _tenants(allowed_tenants or [])
-    group = WorkerGroup.objects.create(key=key, description=description or "")
+    group = WorkerGroup.objects.create(key=key, description=description or "", init_script=init_script or "",
+                                       concurrency_limit=_check_limit(concurrency_limit))
     group.allowed_tenants.set(tenants)
     return group
 
 
 @transaction.atomic
-def worker_group_update(*, key: str, description: str | None = None, allowed_tenants: list[str] | None = None) -> WorkerGroup:
-    """Only what is given changes: an omitted `allowed_tenants` never opens a group to every tenant."""
-    group = WorkerGroup.objects.filter(key=key).first()
+def worker_group_update(*, key: str, description: str | None = None, allowed_tenants: list[str] | None = None,
+                        concurrency_limit=UNCHANGED, init_script: str | None = None) -> WorkerGroup:
+    """Only what is given changes: an omitted `allowed_tenants` never opens a group to every tenant.
+    A new concurrency limit applies at once: task runs waiting for a slot start if it is higher
+    (docs/operations.md); `init_script` applies to workers that start afterwards."""
+    group = WorkerGroup.objects.select_for_update().filter(key=key).first()
     if group is None:
         raise NotFound(f"worker group '{key}' does not exist")
+    changed = []
     if description is not None:
-        group.description = description
-        group.save(update_fields=["description", "updated"])
+        group.description, changed = description, [*changed, "description"]
+    if concurrency_limit is not UNCHANGED:
+        group.concurrency_limit, changed = _check_limit(concurrency_limit), [*changed, "concurrency_limit"]
+    if init_script is not None:
+        group.init_script, changed = init_script, [*changed, "init_script"]
+    if changed:
+        group.save(update_fields=[*changed, "updated"])
     if allowed_tenants is not None:
         group.allowed_tenants.set(_tenants(allowed_tenants))
+    if "concurrency_limit" in changed:
+        capacity.slots_hand_on(group.key, when=timezone.now())
     return group
+
+
+def _alive_members(group: WorkerGroup, worker: str = "") -> list[str]:
+    """The alive workers of `group` (only `worker` if named): those a drain or resume is sent to. A
+    worker that is not alive is told nothing; it reads the stored drain when it starts."""
+    queue = queue_for_group(group.key)
+    return [w.hostname for w in alive_workers() if queue in w.groups and (not worker or w.hostname == worker)]
+
+
+@transaction.atomic
+def worker_group_drain(*, key: str, worker: str = "") -> list[str]:
+    """The group (or one worker of it) takes no new work: its workers stop consuming the group's queue
+    at once (Celery remote control) and finish what they run; the drain is stored, so a worker that
+    starts meanwhile stays idle for this group until resumed. Returns the workers told."""
+    group = worker_group_get(key)
+    told = _alive_members(group, worker)
+    if worker:
+        group.drained_workers = sorted({*group.drained_workers, worker})
+    else:
+        group.drained = True
+    group.save(update_fields=["drained", "drained_workers", "updated"])
+    dispatch.send_consumer_control(dispatch.CANCEL_CONSUMER, queue=queue_for_group(key), destination=told)
+    return told
+
+
+@transaction.atomic
+def worker_group_resume(*, key: str, worker: str = "") -> list[str]:
+    """Undo a drain: the whole group (every worker drained in it too), or one worker (whose group stays
+    drained if it is drained as a whole). Returns the workers told to consume the queue again."""
+    group = worker_group_get(key)
+    if worker:
+        if worker not in group.drained_workers and not group.drained:
+            raise UserError(f"worker '{worker}' is not drained in worker group '{key}'", path="worker")
+        group.drained_workers = [host for host in group.drained_workers if host != worker]
+    else:
+        group.drained, group.drained_workers = False, []
+    group.save(update_fields=["drained", "drained_workers", "updated"])
+    if group.drained:
+        return []
+    told = [host for host in _alive_members(group, worker) if host not in group.drained_workers]
+    dispatch.send_consumer_control(dispatch.ADD_CONSUMER, queue=queue_for_group(key), destination=told)
+    return told
 
 
 @transaction.atomic
@@ -127,11 +195,13 @@ def worker_group_delete(*, key: str) -> None:
 
 
 def worker_heartbeat(*, hostname: str, groups: list[str], pid: int, concurrency: int, running: int,
-                     resumed: bool = False) -> None:
+                     resumed: bool = False, drained: list[str] = ()) -> None:
     """`resumed`: the worker's first beat, or the first after a break (its beats failed or came late):
-    `first_seen` then restarts, so it says since when the worker has been beating without a break."""
+    `first_seen` then restarts, so it says since when the worker has been beating without a break.
+    `drained`: the queues among `groups` it does not consume now."""
     now = timezone.now()
-    fields = {"groups": sorted(groups), "pid": pid, "concurrency": concurrency, "running": running, "last_heartbeat": now}
+    fields = {"groups": sorted(groups), "drained": sorted(drained), "pid": pid, "concurrency": concurrency,
+              "running": running, "last_heartbeat": now}
     if resumed:
         fields["first_seen"] = now
     if not Worker.objects.filter(hostname=hostname).update(**fields):

@@ -8,7 +8,9 @@ guarantees this gives are described in docs/guarantees.md.
 from datetime import datetime
 
 from django.db import transaction
+from django.utils import timezone
 
+from . import capacity
 from .models import TERMINAL_STATES, Execution, LogLine, State, TaskRun
 
 
@@ -43,8 +45,16 @@ def lost_attempts(run: TaskRun) -> int:
 
 
 def _guarded(run: TaskRun, from_state: str, **fields) -> bool:
-    """Change `run` only if it is still in `from_state` at the same attempt."""
-    return TaskRun.objects.filter(id=run.id, state=from_state, attempt=run.attempt).update(**fields) == 1
+    """Change `run` only if it is still in `from_state` at the same attempt. A task run that stops
+    RUNNING frees a slot of its group: the next task run waiting for one is sent (flows/capacity.py)."""
+    matching = TaskRun.objects.filter(id=run.id, state=from_state, attempt=run.attempt)
+    if from_state != State.RUNNING:
+        return matching.update(**fields) == 1
+    with transaction.atomic():
+        changed = matching.update(**fields) == 1
+        if changed:
+            capacity.slots_hand_on(run.worker_group, when=timezone.now())
+    return changed
 
 
 def _log(run: TaskRun, level: str, message: str) -> LogLine:
@@ -78,10 +88,25 @@ def taskrun_claim(*, taskrun_id, attempt: int, worker_id: str, when: datetime) -
     )
     if run is None:
         return None
+    if not capacity.gated(run.worker_group):
+        return _claim_write(run, worker_id=worker_id, when=when)
+    with transaction.atomic():  # the group's row stays locked until the claim is written
+        if capacity.claim_refusal(run, worker_id=worker_id, when=when):
+            return None
+        waited_for_slot = run.slot_wait_since is not None
+        claimed = _claim_write(run, worker_id=worker_id, when=when)
+        if claimed and waited_for_slot:  # slots to spare go to the next waiters at once
+            capacity.slots_hand_on(run.worker_group, when=when)
+        return claimed
+
+
+def _claim_write(run: TaskRun, *, worker_id: str, when: datetime) -> TaskRun | None:
     history = history_with(run, State.RUNNING, when=when)
-    if not _guarded(run, State.CREATED, state=State.RUNNING, worker_id=worker_id, start_date=when, state_history=history):
+    if not _guarded(run, State.CREATED, state=State.RUNNING, worker_id=worker_id, start_date=when,
+                    state_history=history, slot_wait_since=None):
         return None
     run.state, run.worker_id, run.start_date, run.state_history = State.RUNNING, worker_id, when, history
+    run.slot_wait_since = None
     return run
 
 

@@ -1,8 +1,12 @@
 """Consumer bootsteps of a group worker. Each stays thin and hands the work to a plain object."""
+import logging
+
 from celery import bootsteps
 from django.conf import settings
 
 from .heartbeat import Heart
+
+logger = logging.getLogger(__name__)
 
 
 class HeartbeatStep(bootsteps.StartStopStep):
@@ -22,6 +26,10 @@ class HeartbeatStep(bootsteps.StartStopStep):
     def start(self, consumer):
         if self.heart is None:
             self.heart = Heart(consumer, interval=settings.WORKER_HEARTBEAT_INTERVAL)
+            try:  # a drained group's worker starts idle for it
+                self.heart.settle_drains(starting=True)
+            except Exception:  # the database is away: the first beats apply the drains
+                logger.exception("worker %s could not read the stored drains at start", consumer.hostname)
             self.heart.start()
 
     def stop(self, consumer):

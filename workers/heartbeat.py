@@ -8,6 +8,10 @@ runs to finish, and the worker is alive in both cases. A worker that is stopping
 groups at once (it takes no new work, so routing and fallbacks no longer count it) but goes on
 beating until its last task run has ended, so its task runs are not mistaken for those of a lost
 worker and run again; then it removes its record.
+
+Drains are stored in the database (docs/operations.md). The heart applies them when the worker
+starts, before it takes work, and again at every beat, so a worker that missed a drain or resume
+sent by remote control, or that started meanwhile, catches up within one interval.
 """
 import logging
 import os
@@ -17,6 +21,7 @@ import time
 from celery.worker import state as worker_state
 from django.db import close_old_connections
 
+from flows.selectors import drain_stored, group_drains
 from flows.services import worker_heartbeat, worker_stopped
 
 logger = logging.getLogger(__name__)
@@ -27,7 +32,8 @@ class Heart:
         self.consumer = consumer
         self.interval = interval
         self.leaving = False
-        self.queues: list[str] = []
+        self.members: list[str] = []  # every queue this worker was started for or told to add
+        self.consumed: list[str] = []  # the queues it consumes now: its members less the drained ones
         self._last_beat: float | None = None  # monotonic time of the last beat that reached the database
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -41,11 +47,36 @@ class Heart:
         while not self._stopped.wait(self.interval):
             self.beat()
 
-    def _groups(self) -> list[str]:
+    def _read_queues(self) -> None:
         task_consumer = self.consumer.task_consumer
         if task_consumer is not None:  # None while the consumer reconnects: keep the last known queues
-            self.queues = [queue.name for queue in task_consumer.queues]
-        return [] if self.leaving else self.queues
+            self.consumed = [queue.name for queue in task_consumer.queues]
+            self.members += [queue for queue in self.consumed if queue not in self.members]
+
+    def settle_drains(self, *, starting: bool = False) -> None:
+        """Stop or start consuming each of the worker's queues as the stored drains say. `starting`:
+        called from the consumer's own start, before it takes work, so it acts directly; from the
+        heartbeat thread it asks the consumer through Celery's remote control, as an operator would."""
+        self._read_queues()
+        drains = group_drains()
+        drained = {queue for queue in self.members if drain_stored(self.consumer.hostname, queue, drains)}
+        for queue in self.members:
+            if queue in drained and queue in self.consumed:
+                logger.warning("worker %s: worker group '%s' is drained; not taking its work until resumed",
+                               self.consumer.hostname, queue)
+                self._consume(queue, False, starting=starting)
+            elif queue not in drained and queue not in self.consumed:
+                self._consume(queue, True, starting=starting)
+        self._read_queues()
+
+    def _consume(self, queue: str, consume: bool, *, starting: bool) -> None:
+        consumer = self.consumer
+        if starting:
+            (consumer.add_task_queue if consume else consumer.cancel_task_queue)(queue)
+            return
+        control = consumer.app.control
+        (control.add_consumer if consume else control.cancel_consumer)(
+            queue, destination=[consumer.hostname], reply=False)
 
     def beat(self) -> None:
         consumer = self.consumer
@@ -54,12 +85,16 @@ class Heart:
         resumed = self._last_beat is None or started - self._last_beat > 1.5 * self.interval
         try:
             close_old_connections()
+            self._read_queues()
             worker_heartbeat(
-                hostname=consumer.hostname, groups=self._groups(), pid=os.getpid(),
+                hostname=consumer.hostname, groups=[] if self.leaving else self.members, pid=os.getpid(),
                 concurrency=consumer.pool.num_processes if consumer.pool else 0,
                 running=len(worker_state.active_requests), resumed=resumed,
+                drained=[] if self.leaving else [queue for queue in self.members if queue not in self.consumed],
             )
             self._last_beat = started
+            if not self.leaving:
+                self.settle_drains()
         except Exception:  # a missed beat must never stop the worker; the next one may succeed
             logger.exception("heartbeat of worker %s failed", consumer.hostname)
         finally:

@@ -79,6 +79,9 @@ class WorkerGroupCreateBody(Body):
     key: str
     description: str = ""
     allowedTenants: list[str] = Field([], description="Empty: every tenant.")
+    concurrencyLimit: int | None = Field(None, description="At most this many task runs RUNNING at once across "
+                                                           "the group; null: no limit.")
+    initScript: str = Field("", description="A shell script each worker of the group runs once at start.")
 
 
 class WorkerGroupUpdateBody(Body):
@@ -87,6 +90,9 @@ class WorkerGroupUpdateBody(Body):
     key: str | None = None
     description: str | None = None
     allowedTenants: list[str] | None = None
+    concurrencyLimit: int | None = Field(None, description="Sent as null: no limit any more; left out: unchanged. "
+                                                           "Applies at once, without restarting workers.")
+    initScript: str | None = None
 
 
 # --- flows, namespaces, tenants, worker groups ------------------------------------------------
@@ -215,11 +221,18 @@ class WorkerGroupHealth(Schema):
     flagged: bool = Field(description="Task runs wait and no alive, undrained worker may take them.")
 
 
+class WorkerGroupControlBody(Body):
+    worker: str = Field("", description="One worker's hostname (`<group>@<host>`); empty: the whole group.")
+
+
 class WorkerGroup(Schema):
     key: str
     description: str
     allowedTenants: list[str] = Field(description="Empty: every tenant. A member who is not a superuser sees "
                                                   "only their own tenants here.")
+    concurrencyLimit: int | None
+    initScript: str
+    drainedWorkers: list[str] = Field(description="Workers drained one by one (`drain` with a `worker`).")
     health: WorkerGroupHealth
     created: datetime
     updated: datetime
@@ -227,7 +240,8 @@ class WorkerGroup(Schema):
     @classmethod
     def of(cls, group, health: dict, *, allowed_tenants: list[str]) -> "WorkerGroup":
         return cls(key=group.key, description=group.description, allowedTenants=sorted(allowed_tenants),
-                   health=health, created=group.created, updated=group.updated)
+                   concurrencyLimit=group.concurrency_limit, initScript=group.init_script,
+                   drainedWorkers=group.drained_workers, health=health, created=group.created, updated=group.updated)
 
 
 # --- executions -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from django.http import HttpResponse
 from ninja import Query, Router, Status
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, ValidationError
 
 from flows import engine, selectors, services, triggers as trigger_services
 from flows.errors import NotFound, UserError
@@ -18,12 +18,13 @@ from flows.permissions import (
 )
 from flows.reference import flow_json_schema
 
-from .parsing import file_body, inputs_body, labels_dict, text_body
+from .parsing import file_body, inputs_body, json_value, labels_dict, text_body
 from .schemas import (
     Error, Execution, ExecutionSearch, FileAttributes, Flow, FlowValidation, KvEntry, KvValue, LogEntry, LogLevel,
     Namespace,
     NamespaceBody, NamespaceFileStored, Tenant,
-    TenantBody, TriggerSearch, TriggerState, WorkerGroup, WorkerGroupCreateBody, WorkerGroupUpdateBody,
+    TenantBody, TriggerSearch, TriggerState, WorkerGroup, WorkerGroupControlBody, WorkerGroupCreateBody,
+    WorkerGroupUpdateBody,
 )
 
 YAML_BODY = {"requestBody": {
@@ -305,6 +306,7 @@ def worker_group_create(request, body: WorkerGroupCreateBody):
     require_superuser(request.auth, "creating a worker group")
     return _with_health(request, services.worker_group_create(
         key=body.key, description=body.description, allowed_tenants=body.allowedTenants,
+        concurrency_limit=body.concurrencyLimit, init_script=body.initScript,
     ))
 
 
@@ -319,9 +321,48 @@ def worker_group_update(request, key: str, body: WorkerGroupUpdateBody):
     """Update a worker group: only the properties sent change. Superuser."""
     require_superuser(request.auth, "changing a worker group")
     same_as_path(body.key, key, path="key")
+    limit = body.concurrencyLimit if "concurrencyLimit" in body.model_fields_set else services.UNCHANGED
     return _with_health(request, services.worker_group_update(
-        key=key, description=body.description, allowed_tenants=body.allowedTenants,
+        key=key, description=body.description, allowed_tenants=body.allowedTenants, concurrency_limit=limit,
+        init_script=body.initScript,
     ))
+
+
+CONTROL_BODY = {"requestBody": {
+    "required": False,
+    "content": {"application/json": {"schema": WorkerGroupControlBody.model_json_schema()}},
+}}
+
+
+def _control_worker(request, worker: str) -> str:
+    """The worker a drain or resume names: in the (optional) JSON body, else in the query."""
+    text = text_body(request).strip()
+    if request.content_type != "application/json" or not text:
+        return worker
+    try:
+        return WorkerGroupControlBody.model_validate(json_value(text)).worker or worker
+    except ValidationError as error:
+        raise UserError(f"invalid body: {error.errors()[0]['msg']}", path="worker") from None
+
+
+@worker_groups.post("instance/workergroups/{key}/drain", openapi_extra=CONTROL_BODY,
+                    response={200: WorkerGroup, (400, 401, 403, 404, 413, 422): Error})
+def worker_group_drain(request, key: str, worker: str = Query("", description="One worker's hostname.")):
+    """Drain the group, or one of its workers (`worker`, in the body or the query): it takes no new
+    work and finishes what it runs; waiting task runs stay CREATED (or end per their fallback) until
+    `resume`. Stored, so a worker started meanwhile stays idle. Superuser."""
+    require_superuser(request.auth, "draining a worker group")
+    services.worker_group_drain(key=key, worker=_control_worker(request, worker))
+    return _with_health(request, selectors.worker_group_get(key))
+
+
+@worker_groups.post("instance/workergroups/{key}/resume", openapi_extra=CONTROL_BODY,
+                    response={200: WorkerGroup, (400, 401, 403, 404, 413, 422): Error})
+def worker_group_resume(request, key: str, worker: str = Query("", description="One worker's hostname.")):
+    """Undo a drain of the group (and of each of its workers), or of one worker. Superuser."""
+    require_superuser(request.auth, "resuming a worker group")
+    services.worker_group_resume(key=key, worker=_control_worker(request, worker))
+    return _with_health(request, selectors.worker_group_get(key))
 
 
 @worker_groups.delete("instance/workergroups/{key}", response={204: None, (401, 403, 404): Error})

@@ -94,3 +94,37 @@ def test_health_lists_alive_workers_and_queued_task_runs(api):
     assert api.get(URL).json()[0]["health"] == health
     assert health["oldestQueuedSince"]
     assert health["flagged"] is False and health["alive"] == 1
+
+
+def test_drain_and_resume_are_stored_and_shown_and_a_drained_group_has_no_alive_worker(api):
+    from flows.selectors import alive_queues
+
+    post(api, {"key": "gpu", "concurrencyLimit": 2, "initScript": "echo ready"})
+    worker_heartbeat(hostname="gpu@box1", groups=["gpu"], pid=42, concurrency=2, running=0)
+    worker_heartbeat(hostname="gpu@box2", groups=["gpu"], pid=43, concurrency=2, running=0)
+
+    one = api.post(f"{URL}/gpu/drain", {"worker": "gpu@box1"}, content_type="application/json").json()
+    assert one["drainedWorkers"] == ["gpu@box1"] and one["health"]["alive"] == 1 and "gpu" in alive_queues()
+    group = api.post(f"{URL}/gpu/drain").json()
+    assert group["health"]["drained"] and group["health"]["alive"] == 0 and "gpu" not in alive_queues()
+    assert [w["drained"] for w in group["health"]["aliveWorkers"]] == [True, True]
+    assert (group["concurrencyLimit"], group["initScript"]) == (2, "echo ready")
+
+    resumed = api.post(f"{URL}/gpu/resume?worker=gpu@box1").json()  # the group itself stays drained
+    assert resumed["drainedWorkers"] == [] and resumed["health"]["alive"] == 0
+    resumed = api.post(f"{URL}/gpu/resume").json()
+    assert not resumed["health"]["drained"] and resumed["health"]["alive"] == 2 and "gpu" in alive_queues()
+
+
+def test_drain_refusals_and_limit_updates(api):
+    post(api, {"key": "gpu"})
+    assert api.post(f"{URL}/ghost/drain").status_code == 404
+    refused = api.post(f"{URL}/gpu/resume", {"worker": "gpu@nobody"}, content_type="application/json")
+    assert refused.status_code == 422 and refused.json()["errors"][0]["path"] == "worker"
+    bad = api.put(f"{URL}/gpu", {"concurrencyLimit": 0}, content_type="application/json")
+    assert bad.status_code == 422 and "concurrency limit" in bad.text
+    assert api.put(f"{URL}/gpu", {"concurrencyLimit": 3}, content_type="application/json").json()["concurrencyLimit"] == 3
+    assert api.put(f"{URL}/gpu", {"description": "x"}, content_type="application/json").json()["concurrencyLimit"] == 3
+    assert api.put(f"{URL}/gpu", {"concurrencyLimit": None}, content_type="application/json").json()["concurrencyLimit"] is None
+    member = api_client("bob", roles={"main": "admin"})
+    assert member.post(f"{URL}/gpu/drain").status_code == 403

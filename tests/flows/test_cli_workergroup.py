@@ -96,3 +96,30 @@ def test_delete_removes_the_group_and_refuses_an_unknown_key(capsys):
     assert "deleted worker group 'gpu'" in capsys.readouterr().out
     with pytest.raises(CommandError, match="worker group 'gpu' does not exist"):
         call_command("workergroup", "delete", "gpu")
+
+
+@pytest.mark.django_db
+def test_set_drain_and_resume(capsys, tmp_path):
+    worker_group_create(key="gpu")
+    script = tmp_path / "init.sh"
+    script.write_text("echo one\necho two\n")
+
+    call_command("workergroup", "set", "gpu", "--concurrency-limit", "2", "--init-script", str(script))
+    call_command("workergroup", "drain", "gpu")
+    group = WorkerGroup.objects.get()
+    assert (group.concurrency_limit, group.init_script, group.drained) == (2, "echo one\necho two\n", True)
+    out = capsys.readouterr().out
+    assert "concurrency limit 2, init script 2 line(s)" in out and "drained worker group 'gpu'" in out
+    call_command("workergroup", "list")
+    assert capsys.readouterr().out.splitlines()[-1].split()[-2:] == ["2", "DRAINED"]
+
+    call_command("workergroup", "resume", "gpu")
+    call_command("workergroup", "set", "gpu", "--concurrency-limit", "none")
+    group.refresh_from_db()
+    assert (group.concurrency_limit, group.drained) == (None, False)
+    for bad, words in ((["--concurrency-limit", "two"], "whole number"), ([], "nothing to change"),
+                       (["--init-script", str(tmp_path / "missing")], "No such file")):
+        with pytest.raises(CommandError, match=words):
+            call_command("workergroup", "set", "gpu", *bad)
+    with pytest.raises(CommandError, match="worker group 'ghost' does not exist"):
+        call_command("workergroup", "drain", "ghost")
