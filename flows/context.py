@@ -80,7 +80,7 @@ def with_taskrun(context: dict, run: TaskRun, runs_by_id: dict) -> dict:
             "id": str(run.id),
             "startDate": run.start_date.isoformat() if run.start_date else None,
             "value": run.value,
-            "attemptsCount": run.attempt,
+            "attemptsCount": run.attempt - 1,  # attempts made before this one, as Kestra counts them
         },
         "task": {"id": run.task_id, "type": run.task_type},
         "parents": parents,

@@ -444,8 +444,8 @@ Task = Annotated[
 
 # --- triggers (docs/triggers.md) -----------------------------------------------------------
 
-StateName = Literal["CREATED", "QUEUED", "RUNNING", "SUCCESS", "WARNING", "FAILED", "KILLING", "KILLED", "CANCELLED",
-                    "SKIPPED", "RETRYING", "RETRIED"]
+StateName = Literal["CREATED", "QUEUED", "RUNNING", "PAUSED", "SUCCESS", "WARNING", "FAILED", "KILLING", "KILLED",
+                    "CANCELLED", "SKIPPED", "RETRYING", "RETRIED"]
 # What a Flow trigger listens to unless it says otherwise: an execution that has ended.
 ENDED_STATES = ["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED"]
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from pydantic import TypeAdapter
 
 from . import engine
-from .context import trigger_context
+from .context import outputs_context, trigger_context
 from .definition import parse_flow_cached
 from .errors import NotFound, UserError
 from .expressions import ExpressionError, render_deep
@@ -162,13 +162,15 @@ def trigger_state_unlock(*, state_id: int) -> TriggerState:
 # --- starting executions ------------------------------------------------------------------------
 
 
-def _start(state: TriggerState, *, variables: dict, inputs: dict | None = None) -> Execution:
+def _start(state: TriggerState, *, variables: dict, inputs: dict | None = None, source: dict | None = None) -> Execution:
     """An execution of the state's flow carrying the trigger (`trigger.*` in expressions), with the
-    trigger's `inputs` rendered against its variables. Raises UserError; changes nothing then."""
+    trigger's `inputs` rendered against its variables (and, for a Flow trigger, `source`: the
+    `outputs` of the execution that ended, as Kestra renders them). Raises UserError; changes nothing then."""
     flow = state.flow
     document = parse_flow_cached(flow.source).document
     try:
-        rendered = render_deep(inputs or {}, trigger_context(flow=flow, document=document, variables=variables))
+        context = {**(source or {}), **trigger_context(flow=flow, document=document, variables=variables)}
+        rendered = render_deep(inputs or {}, context)
     except ExpressionError as error:
         raise UserError(str(error), path="inputs") from None
     return engine.execution_create(  # checks everything before it writes, in a transaction of its own
@@ -177,11 +179,12 @@ def _start(state: TriggerState, *, variables: dict, inputs: dict | None = None) 
     )
 
 
-def _start_all(state: TriggerState, fired: list[dict], inputs: dict | None) -> tuple[list, list[str]]:
+def _start_all(state: TriggerState, fired: list[dict], inputs: dict | None,
+               source: dict | None = None) -> tuple[list, list[str]]:
     started, errors = [], []
     for variables in fired:
         try:
-            started.append(_start(state, variables=variables, inputs=inputs).id)
+            started.append(_start(state, variables=variables, inputs=inputs, source=source).id)
         except UserError as error:
             errors.append(f"no execution started: {error.message}")
     return started, errors
@@ -323,6 +326,12 @@ def conditions_hold(conditions: list[dict], execution: Execution) -> bool:
     return True
 
 
+def _source_context(execution: Execution) -> dict:
+    """What a Flow trigger's `inputs` may read of the execution that ended: its `outputs`."""
+    runs = list(execution.task_runs.all())
+    return {"outputs": outputs_context(runs, {run.id: run for run in runs})}
+
+
 def flow_trigger_variables(execution: Execution) -> dict:
     return {
         "executionId": str(execution.id), "namespace": execution.namespace, "flowId": execution.flow_id,
@@ -343,7 +352,7 @@ def execution_ended(*, execution: Execution) -> None:
                 flow__deleted=False)
         .exclude(flow__namespace=execution.namespace, flow__flow_id=execution.flow_id)  # never itself, as in Kestra
     )
-    variables = None
+    variables = source = None
     for state in candidates:
         definition = state.definition
         if definition.get("disabled") or execution.state not in definition.get("states", ()):
@@ -351,7 +360,8 @@ def execution_ended(*, execution: Execution) -> None:
         if not conditions_hold(definition.get("conditions") or [], execution):
             continue
         variables = variables or flow_trigger_variables(execution)
-        started, errors = _start_all(state, [variables], definition.get("inputs"))
+        source = source or _source_context(execution)
+        started, errors = _start_all(state, [variables], definition.get("inputs"), source)
         _record(state, result=_summary(started, f"execution {execution.id} ended {execution.state}"),
                 error="\n".join(errors), when=timezone.now(),
                 last_execution=started[-1] if started else state.last_execution)

@@ -285,6 +285,8 @@ def taskrun_finish(*, run: TaskRun, task, state: str, outputs: dict, error: str,
                 dispatch.send([dispatch.taskrun_message(taskrun_id=run.id, attempt=run.attempt + 1,
                                                         queue=queue_for_group(run.worker_group), countdown=delay)])
         return
+    if state == State.SUCCESS and run.attempt > 1 and retry is not None and retry.warningOnRetry:
+        state = State.WARNING  # Kestra's warningOnRetry: a success that needed retries is a warning
     state = tolerated(task, state)
     ending = {"run": run, "state": state, "outputs": outputs, "error": error, "logs": logs, "when": now}
 

@@ -58,6 +58,8 @@ class Switch:
     def plan(self, task: schema.SwitchTask, context: dict) -> dict:
         case = render(task.value, context)
         case = case if isinstance(case, str) else json.dumps(case)
+        if case not in task.cases and not task.defaults:  # Kestra: no branch to run fails the task
+            raise ExpressionError(f"no case matches '{case[:200]}' and the Switch has no defaults")
         return {"value": case, "defaults": case not in task.cases}
 
     def advance(self, evaluation, run, task: schema.SwitchTask) -> str:

@@ -252,7 +252,7 @@ namespace: company.team
 tasks:
   - id: third_time_lucky
     type: io.kestra.plugin.core.execution.Fail
-    condition: "{{ taskrun.attemptsCount < 3 }}"
+    condition: "{{ taskrun.attemptsCount < 2 }}"
     workerGroup: {key: gpu}
     retry:
       type: exponential
@@ -461,7 +461,7 @@ tasks:
     type: io.kestra.plugin.core.debug.Return
     format: "{{ vars.greeting }} {{ flow.namespace }}.{{ flow.id }} r{{ flow.revision }} {{ flow.tenantId }} {{ task.id }} {{ taskrun.attemptsCount }} {{ labels.team }} {{ execution.id }}"
 """)
-    assert task_runs(execution)["show"].outputs["value"] == f"hello company.team.context r1 main show 1 data {execution.id}"
+    assert task_runs(execution)["show"].outputs["value"] == f"hello company.team.context r1 main show 0 data {execution.id}"
 
 
 def test_an_expression_over_its_budget_fails_its_task_run_at_once(engine):

@@ -146,6 +146,25 @@ tasks:
     assert execution.task_runs.get(task_id="fail").attempt == 4
 
 
+@pytest.mark.parametrize("warning_on_retry, state", [(True, State.WARNING), (False, State.SUCCESS)])
+def test_warning_on_retry_makes_a_success_after_retries_a_warning(warning_on_retry, state):
+    driver = EngineDriver(outcomes={"flaky": Outcome(state="FAILED", error="boom")})
+    execution = driver.start(FLOW + f"""
+tasks:
+  - id: flaky
+    type: {RETURN}
+    format: x
+    retry: {{type: constant, maxAttempt: 3, interval: PT0S, warningOnRetry: {str(warning_on_retry).lower()}}}
+""")
+    driver.deliver(driver.sent[0])
+    driver.deliver(driver.sent[1])  # the first attempt fails
+    driver.outcomes["flaky"] = Outcome()
+    driver.deliver_all()
+    execution.refresh_from_db()
+    assert execution.state == state
+    assert execution.task_runs.get().attempt == 2
+
+
 def test_an_enclosing_task_retry_comes_before_the_flow_retry():
     driver = EngineDriver(outcomes={"fail": Outcome(state="FAILED", error="boom")})
     execution = driver.run(FLOW + f"""
@@ -350,16 +369,22 @@ tasks:
     assert driver.queues() == ["default"]
 
 
-def test_switch_defaults_null_is_no_defaults_and_log_to_file_is_accepted():
+@pytest.mark.parametrize("value, state, states", [
+    ("NO", State.SUCCESS, {"switch": "SUCCESS", "nope": "SUCCESS", "log": "SUCCESS"}),
+    ("x", State.FAILED, {"switch": "FAILED"}),  # no case, no defaults: nothing to run fails it, as in Kestra
+])
+def test_switch_defaults_null_is_no_defaults_and_log_to_file_is_accepted(value, state, states):
     execution = EngineDriver().run(FLOW + f"""
 tasks:
   - id: switch
     type: io.kestra.plugin.core.flow.Switch
-    value: "{{{{ 'x' }}}}"
+    value: "{{{{ '{value}' }}}}"
     cases:
       "NO": [{{id: nope, type: {RETURN}, format: x}}]
     defaults: null
   - {{id: log, type: io.kestra.plugin.core.log.Log, message: hi, logToFile: true}}
 """)
-    assert execution.state == State.SUCCESS
-    assert states_by_task(execution) == {"switch": "SUCCESS", "log": "SUCCESS"}
+    assert execution.state == state
+    assert states_by_task(execution) == states
+    if state == State.FAILED:
+        assert "no case matches 'x'" in execution.task_runs.get(task_id="switch").error

@@ -214,6 +214,14 @@ def test_a_flow_trigger_starts_its_flow_once_per_matching_execution_with_the_tri
     assert state("after").last_execution == downstream_runs[-1].id
 
 
+def test_a_flow_trigger_renders_its_inputs_with_the_outputs_of_the_execution_that_ended():
+    """Kestra's trigger-flow-listener: `from-parent: '{{ outputs.only.value }}'`."""
+    flow_upload(source=downstream(SUCCESS_OF_UP).replace("{{ trigger.executionId }} {{ trigger.state }}",
+                                                         "{{ outputs.work.value }}"), tenant_key="main")
+    EngineDriver(outcomes={"work": Outcome(outputs={"value": "done"})}).run(UPSTREAM)
+    assert [run.inputs["upstream"] for run in started_by("after")] == ["done"]
+
+
 def test_a_flow_trigger_starts_only_when_all_its_conditions_hold():
     of_up = "      - {type: io.kestra.plugin.core.condition.ExecutionFlow, namespace: company.team, flowId: up}\n"
     for flow_id, conditions in {

@@ -68,7 +68,7 @@ def check_ran_once_per_attempt(execution_ids) -> list[str]:
             faults.append(f"'{message}' logged {count} times: an attempt ran more than once")
     for run in runs:
         if run.state == State.SUCCESS and run.task_type.endswith("log.Log") and run.logs.filter(message__startswith="ran ").exists():
-            if evidence[f"ran {run.id} attempt {run.attempt}"] != 1:
+            if evidence[f"ran {run.id} attempt {run.attempt - 1}"] != 1:  # attemptsCount: attempts before
                 faults.append(f"{run.task_id} {run.id}: succeeded at attempt {run.attempt} without its evidence line")
     return faults
 
