@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from . import drawing, engine, masking, selectors, services, storage
-from .definition import parse_flow_cached, tasks_declaring_worker_group
+from .definition import declaring_worker_group, parse_flow_cached
 from .errors import UserError
 from .models import Role
 from .permissions import Actor, allowed, tenant_for, tenants_for
@@ -228,15 +228,19 @@ def flow_tree(flow) -> SafeString:
     """The flow's tasks drawn as a tree, each runnable labelled with the group its key resolves to
     and the rule that gave it (docs/routing.md)."""
     parsed = parse_flow_cached(flow.source)
-    declared = tasks_declaring_worker_group(flow.source)
+    declared = declaring_worker_group(flow.source)
     namespace_cache: dict = {}
+
+    def routed(holder, kind: str) -> str:
+        group, rule = route_describe(holder=holder, document=parsed.document, tenant=flow.tenant,
+                                     own_key_declared=holder.id in declared[f"{kind}s"],
+                                     namespace_cache=namespace_cache, own_rule=kind)
+        return f"{group or DEFAULT_GROUP_LABEL} ({rule})"
 
     def node(task) -> drawing.Node:
         kind = task.type.rsplit(".", 1)[-1]
         if not task.flowable:
-            group, rule = route_describe(holder=task, document=parsed.document, tenant=flow.tenant,
-                                         own_key_declared=task.id in declared, namespace_cache=namespace_cache)
-            return drawing.Node(text=task.id, kind=kind, group=f"{group or DEFAULT_GROUP_LABEL} ({rule})")
+            return drawing.Node(text=task.id, kind=kind, group=routed(task, "task"))
         children = []
         lists = child_lists(task)
         # Switch: its cases, then defaults, then any flowable's errors last.
@@ -253,6 +257,13 @@ def flow_tree(flow) -> SafeString:
     roots = [node(task) for task in parsed.document.tasks]
     if parsed.document.errors:
         roots.append(drawing.Node(text="errors", branch=True, children=[node(t) for t in parsed.document.errors]))
+    if parsed.document.triggers:
+        # Polling triggers are evaluated on a worker of their group; the others by the scheduler or the web.
+        roots.append(drawing.Node(text="triggers", branch=True, children=[
+            drawing.Node(text=trigger.id, kind=trigger.type.rsplit(".", 1)[-1],
+                         group=routed(trigger, "trigger") if trigger.polling else "")
+            for trigger in parsed.document.triggers
+        ]))
     return drawing.tree_svg(roots)
 
 

@@ -92,12 +92,19 @@ def parse_flow_cached(source: str) -> ParsedFlow:
     return parse_flow(source)
 
 
-def tasks_declaring_worker_group(source: str) -> set[str]:
-    """Ids of the tasks whose own YAML names a workerGroup key (not given by pluginDefaults)."""
+def declaring_worker_group(source: str) -> dict[str, set[str]]:
+    """Ids of the tasks and of the triggers whose own YAML names a workerGroup key (one given by
+    pluginDefaults is not their own): {"tasks": {...}, "triggers": {...}}."""
     data = load_located(source).data
+    data = data if isinstance(data, dict) else {}
+
+    def names_key(item) -> bool:
+        return isinstance(item.get("workerGroup"), dict) and bool(item["workerGroup"].get("key"))
+
     return {
-        task.get("id") for _, task in _raw_tasks(data if isinstance(data, dict) else {})
-        if isinstance(task.get("workerGroup"), dict) and task["workerGroup"].get("key")
+        "tasks": {task.get("id") for _, task in _raw_tasks(data) if names_key(task)},
+        "triggers": {trigger.get("id") for trigger in _raw_triggers(data) if isinstance(trigger, dict)
+                     and names_key(trigger)},
     }
 
 

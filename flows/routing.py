@@ -51,15 +51,16 @@ def route_resolve(*, holder, document: FlowDocument, tenant: Tenant, context: di
 
 
 def route_describe(*, holder, document: FlowDocument, tenant: Tenant, own_key_declared: bool,
-                   namespace_cache: dict) -> tuple[str, str]:
+                   namespace_cache: dict, own_rule: str = "task") -> tuple[str, str]:
     """(group, rule) that route_resolve's rules give `holder` before an execution exists: the rule is
     where the key comes from (task, pluginDefaults, flow, namespace, tenant, default); an expression
     key is shown as written, since only an execution's context resolves it. '' is the default group.
-    `own_key_declared`: the task's YAML itself names a key (else pluginDefaults gave it)."""
+    `own_key_declared`: the holder's YAML itself names a key (else pluginDefaults gave it), a rule
+    called `own_rule` ("task", or "trigger" for a polling trigger)."""
     own = getattr(holder, "workerGroup", None)
     flow_level = document.workerGroup
     if own and own.key:
-        key, rule = own.key, "task" if own_key_declared else "pluginDefaults"
+        key, rule = own.key, own_rule if own_key_declared else "pluginDefaults"
     elif flow_level and flow_level.key:
         key, rule = flow_level.key, "flow"
     else:

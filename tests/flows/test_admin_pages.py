@@ -260,6 +260,25 @@ def test_a_task_without_its_own_group_shows_the_rule_that_routes_it(admin_client
     assert flow_tree(admin_client, flow_upload(source=source, tenant_key="main")) == [expected]
 
 
+def test_polling_triggers_show_their_group_and_the_others_none(admin_client):
+    worker_group_create(key="gpu")
+    source = FLOW.format(id="watched", namespace="company.team") + """\
+triggers:
+  - id: nightly
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "0 2 * * *"
+  - id: poll_api
+    type: io.kestra.plugin.core.http.Trigger
+    uri: http://127.0.0.1:9/ready
+    workerGroup:
+      key: gpu
+"""
+
+    rows = flow_tree(admin_client, flow_upload(source=source, tenant_key="main"))
+
+    assert rows == ["say Log → (default) (default)", "triggers", "nightly Schedule", "poll_api Trigger → gpu (trigger)"]
+
+
 # --- the worker-group page and its samples ----------------------------------------------------
 
 
