@@ -175,7 +175,7 @@ tasks:
         type: io.kestra.plugin.core.log.Log
         message: hi
         workerGroup:
-          key: "{{ inputs.where }}"
+          key: "{{ inputs.where ~ '<x>&' }}"
   - id: check
     type: io.kestra.plugin.core.flow.If
     condition: "{{ true }}"
@@ -233,7 +233,7 @@ def test_the_flow_page_draws_the_task_tree_with_each_runnables_resolved_group(ad
         "own Log → gpu (task)",
         "defaulted Return → cpu (pluginDefaults)",
         "fan Parallel",
-        "computed Log → {{ inputs.where }} (task)",
+        "computed Log → {{ inputs.where ~ '<x>&' }} (task)",  # escaped, or the SVG would not parse
         "check If",
         "then", "when_true Log → ns_group (namespace)",
         "else", "when_false Log → ns_group (namespace)",
