@@ -489,8 +489,30 @@ class WorkerGroupFilter(admin.SimpleListFilter):
         return queryset.filter(worker_group=key)
 
 
+class OperateMixin:
+    """Actions that call the engine on each selected row the user may operate (a developer of its
+    tenant, docs/security.md); what the engine refuses is listed, the rest is done."""
+
+    def has_operate_permission(self, request):
+        return self._allowed(request, Role.DEVELOPER)
+
+    def _operate(self, request, queryset, act, done: str) -> None:
+        changed, refused = 0, []
+        for row in queryset:
+            if not self._allowed(request, Role.DEVELOPER, row):
+                continue
+            try:
+                act(row)
+                changed += 1
+            except UserError as error:
+                refused.append(f"{row.pk}: {error.message}")
+        self.message_user(request, f"{changed} {done}.")
+        if refused:
+            self.message_user(request, "Refused: " + "; ".join(refused), level="error")
+
+
 @admin.register(Execution)
-class ExecutionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+class ExecutionAdmin(OperateMixin, ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = ("id", "flow_id", "namespace", "tenant", "revision", "state", "created", "start_date", "end_date")
     list_filter = ("state", ("tenant", admin.RelatedOnlyFieldListFilter), "namespace", "flow_id", WorkerGroupFilter)
     search_fields = ("=id", "flow_id", "namespace")
@@ -500,30 +522,25 @@ class ExecutionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
               "inputs_shown", "labels", "trigger", "state_history", "logs_link")
     readonly_fields = fields
     change_form_template = "admin/flows/execution/change_form.html"
-    actions = ["resume"]
-
-    def has_operate_permission(self, request):
-        return self._allowed(request, Role.DEVELOPER)
-
-    def _operate(self, request, queryset, service, done: str) -> None:
-        """`service(execution_id=...)` on each selected execution the user may operate; refusals listed."""
-        changed, refused = 0, []
-        for execution in queryset:
-            if not self._allowed(request, Role.DEVELOPER, execution):
-                continue
-            try:
-                service(execution_id=execution.pk)
-                changed += 1
-            except UserError as error:
-                refused.append(f"{execution.pk}: {error.message}")
-        self.message_user(request, f"{changed} execution(s) {done}.")
-        if refused:
-            self.message_user(request, "Refused: " + "; ".join(refused), level="error")
+    actions = ["resume", "restart", "replay"]
 
     @admin.action(description="Resume the selected paused executions (onResume inputs take their defaults)",
                   permissions=["operate"])
     def resume(self, request, queryset):
-        self._operate(request, queryset, engine.execution_resume, "resumed")
+        self._operate(request, queryset, lambda execution: engine.execution_resume(execution_id=execution.pk),
+                      "execution(s) resumed")
+
+    @admin.action(description="Restart the selected ended executions from their failed task runs",
+                  permissions=["operate"])
+    def restart(self, request, queryset):
+        self._operate(request, queryset, lambda execution: engine.execution_restart(execution_id=execution.pk),
+                      "execution(s) restarted")
+
+    @admin.action(description="Replay the selected ended executions from the start, as new executions",
+                  permissions=["operate"])
+    def replay(self, request, queryset):
+        self._operate(request, queryset, lambda execution: engine.execution_replay(execution_id=execution.pk),
+                      "execution(s) replayed")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """Task runs, their timeline and the logs, bounded (docs/admin.md)."""
@@ -549,7 +566,7 @@ class ExecutionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
 
 
 @admin.register(TaskRun)
-class TaskRunAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+class TaskRunAdmin(OperateMixin, ReadOnlyAdminMixin, TenantScopedAdmin):
     """Every task run, filtered by state and worker group (docs/admin.md)."""
 
     tenant_path = "execution__tenant"
@@ -561,6 +578,14 @@ class TaskRunAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     fields = ("task_id", "task_type", "value", "execution_link", "state", "group", "fallback", "worker_id", "attempt",
               "created", "start_date", "end_date", "error_shown")
     readonly_fields = fields
+    actions = ["replay_from"]
+
+    @admin.action(description="Replay each selected task run's execution from it, as a new execution",
+                  permissions=["operate"])
+    def replay_from(self, request, queryset):
+        self._operate(request, queryset,
+                      lambda run: engine.execution_replay(execution_id=run.execution_id, taskrun_id=run.pk),
+                      "execution(s) replayed")
 
     @admin.display(description="execution")
     def execution_link(self, obj):

@@ -34,6 +34,7 @@ class State(models.TextChoices):
     CANCELLED = "CANCELLED"
     SKIPPED = "SKIPPED"
     RETRYING = "RETRYING"
+    RESTARTED = "RESTARTED"  # in histories: an ended execution or task run started again (docs/core-tasks.md)
     RETRIED = "RETRIED"  # an execution that failed and was followed by a new one (flow retry CREATE_NEW_EXECUTION)
 
 

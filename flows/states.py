@@ -196,6 +196,34 @@ def taskrun_resume(*, run: TaskRun, outputs: dict, when: datetime) -> bool:
                     state_history=history_with(run, State.RUNNING, when=when))
 
 
+def taskruns_restart(*, runnable: list[TaskRun], flowable: list[TaskRun], removed: list[TaskRun],
+                     when: datetime) -> None:
+    """An ended execution restarted (under its lock): failed runnable task runs wait for a worker
+    again at their next attempt (history: RESTARTED, CREATED); the flowable task runs that hold them
+    run again; `removed` (errors branches, flowables that failed before holding any task run) are
+    deleted, so the engine creates them anew."""
+    for run in runnable:
+        run.attempt += 1
+        run.worker_id, run.error, run.published, run.start_date, run.end_date = "", "", when, None, None
+        run.state_history = history_with(run, State.RESTARTED, State.CREATED, when=when)
+        run.state = State.CREATED
+        run.save(update_fields=["attempt", "worker_id", "error", "published", "start_date", "end_date",
+                                "state_history", "state"])
+    for run in flowable:
+        run.error, run.end_date = "", None
+        run.state_history = history_with(run, State.RESTARTED, State.RUNNING, when=when)
+        run.state = State.RUNNING
+        run.save(update_fields=["error", "end_date", "state_history", "state"])
+    TaskRun.objects.filter(id__in=[run.id for run in removed]).delete()
+
+
+def taskrun_copy_running(copy: TaskRun, *, when: datetime) -> None:
+    """In memory: a replayed execution's copy of a flowable task run above the replayed one runs again."""
+    copy.error, copy.end_date = "", None
+    copy.state_history = history_with(copy, State.RESTARTED, State.RUNNING, when=when)
+    copy.state = State.RUNNING
+
+
 def taskrun_republished(*, run: TaskRun, when: datetime) -> bool:
     """Records that a waiting task run's message was sent again; its state does not change."""
     return _guarded(run, State.CREATED, published=when)
@@ -206,6 +234,13 @@ def taskrun_republished(*, run: TaskRun, when: datetime) -> bool:
 
 def execution_save(execution: Execution) -> None:
     execution.save(update_fields=["state", "state_history", "start_date", "end_date", "labels", "outputs"])
+
+
+def execution_restart(*, execution: Execution, when: datetime) -> None:
+    """An ended execution runs again: RESTARTED then RUNNING, its end and flow outputs forgotten."""
+    execution.state_history = history_with(execution, State.RESTARTED, State.RUNNING, when=when)
+    execution.state, execution.end_date, execution.outputs = State.RUNNING, None, None
+    execution_save(execution)
 
 
 def execution_start(*, execution: Execution, when: datetime) -> None:

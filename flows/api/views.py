@@ -430,6 +430,23 @@ def execution_resume(request, tenant: str, execution_id: UUID):
     return HttpResponse(status=204)
 
 
+@executions.post("{tenant}/executions/{uuid:execution_id}/restart", response={200: Execution, (401, 403, 404, 409): Error})
+def execution_restart(request, tenant: str, execution_id: UUID):
+    """Run an ended execution again from its failed task runs, each at its next attempt
+    (docs/core-tasks.md); 409 if it has not ended or nothing failed. Developer."""
+    execution = selectors.execution_get(tenant_for(request.auth, tenant, Role.DEVELOPER), execution_id)
+    return _rendered(engine.execution_restart(execution_id=execution.id))
+
+
+@executions.post("{tenant}/executions/{uuid:execution_id}/replay", response={200: Execution, (401, 403, 404, 409): Error})
+def execution_replay(request, tenant: str, execution_id: UUID,
+                     taskRunId: UUID | None = Query(None, description="Replay from this task run; none: from the start.")):
+    """A new execution of the same revision and inputs, from the start or from a task run: what ended
+    before it is kept (docs/core-tasks.md). Developer."""
+    execution = selectors.execution_get(tenant_for(request.auth, tenant, Role.DEVELOPER), execution_id)
+    return _rendered(engine.execution_replay(execution_id=execution.id, taskrun_id=taskRunId))
+
+
 @executions.get("{tenant}/executions/{uuid:execution_id}/logs", response={200: list[LogEntry], (401, 404, 422): Error})
 def execution_logs(
     request, response: HttpResponse, tenant: str, execution_id: UUID,

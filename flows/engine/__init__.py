@@ -3,6 +3,7 @@ flowable task type (`flowables`), retries (`retry`). State writes go through `fl
 from .executions import (
     execution_advance, execution_create, execution_kill, execution_resume, execution_wait, taskrun_finish,
 )
+from .restart import execution_replay, execution_restart
 
-__all__ = ["execution_advance", "execution_create", "execution_kill", "execution_resume", "execution_wait",
-           "taskrun_finish"]
+__all__ = ["execution_advance", "execution_create", "execution_kill", "execution_replay", "execution_restart",
+           "execution_resume", "execution_wait", "taskrun_finish"]

@@ -17,6 +17,9 @@ from ..expressions import ExpressionError, is_template, is_truthy, render, rende
 from ..models import State
 
 
+WAITFOR_TYPE = "io.kestra.plugin.core.flow.WaitFor"
+
+
 def combine(states: list[str]) -> str:
     """The state of branches run side by side: running while any runs, else the worst outcome."""
     for state in (State.RUNNING, State.FAILED, State.KILLED, State.WARNING):

@@ -11,9 +11,10 @@ from django.contrib.auth import get_user_model
 
 from flows.api.api import api as ninja_api
 from flows.engine import execution_create
-from flows.models import LogLine
+from flows.models import LogLine, State, TaskRun
 from flows import storage
-from flows.services import flow_upload, namespace_file_put, tenant_create, token_create, worker_group_create
+from flows.engine.evaluation import scope_key
+from flows.services import flow_upload, kv_put, namespace_file_put, tenant_create, token_create, worker_group_create
 from tests.support.auth import api_client, user_with
 
 pytestmark = pytest.mark.django_db
@@ -27,6 +28,13 @@ tasks:
     message: "secret: s3cr3t"
 """
 NEW_FLOW = FLOW.replace("id: etl", "id: fresh")
+PAUSING_FLOW = """\
+id: waits
+namespace: company.team
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.flow.Pause
+"""
 ROLES = ("viewer", "developer", "admin", "superuser")
 
 
@@ -43,8 +51,21 @@ def world():
         execution = execution_create(tenant_key=tenant, namespace="company.team", flow_id="etl")
         LogLine.objects.create(execution=execution, task_id="say", message="secret: s3cr3t")
         namespace_file_put(tenant_key=tenant, namespace="company.team", path="data/a.txt", content=b"secret: s3cr3t")
+        kv_put(tenant_key=tenant, namespace="company.team", key="k", value="secret: s3cr3t")
         ids[tenant] = str(execution.id)
+    ids["failed"] = str(_ended_at("main", "etl", "say", State.FAILED).id)
+    flow_upload(source=PAUSING_FLOW, tenant_key="main")
+    ids["paused"] = str(_ended_at("main", "waits", "say", State.PAUSED).id)
     return ids
+
+
+def _ended_at(tenant: str, flow_id: str, task_id: str, state: str):
+    """An execution of `flow_id` whose one task run stands in `state`, as does the execution."""
+    execution = execution_create(tenant_key=tenant, namespace="company.team", flow_id=flow_id)
+    TaskRun.objects.create(execution=execution, scope_key=scope_key(None, task_id, None), task_id=task_id,
+                           task_type="io.kestra.plugin.core.log.Log", state=state)
+    type(execution).objects.filter(id=execution.id).update(state=state)
+    return execution
 
 
 def snapshot() -> dict:
@@ -88,6 +109,12 @@ CASES = [
     ("DELETE", "/api/v1/{tenant}/executions/{execution_id}/kill", "developer", "/api/v1/main/executions/{x}/kill",
      None),
     ("GET", "/api/v1/{tenant}/executions/{execution_id}/logs", "viewer", "/api/v1/main/executions/{x}/logs", None),
+    ("POST", "/api/v1/{tenant}/executions/{execution_id}/resume", "developer",
+     "/api/v1/main/executions/{paused}/resume", None),
+    ("POST", "/api/v1/{tenant}/executions/{execution_id}/restart", "developer",
+     "/api/v1/main/executions/{failed}/restart", None),
+    ("POST", "/api/v1/{tenant}/executions/{execution_id}/replay", "developer",
+     "/api/v1/main/executions/{failed}/replay", None),
     ("POST", "/api/v1/{tenant}/executions/{namespace}/{id}", "developer", "/api/v1/main/executions/company.team/etl",
      None),
     ("GET", "/api/v1/{tenant}/triggers/search", "viewer", "/api/v1/main/triggers/search", None),
@@ -101,6 +128,13 @@ CASES = [
      "/api/v1/main/namespaces/company.team/files?path=data/c.txt", "print('new')"),
     ("DELETE", "/api/v1/{tenant}/namespaces/{namespace}/files", "developer",
      "/api/v1/main/namespaces/company.team/files?path=data/a.txt", None),
+    ("GET", "/api/v1/{tenant}/namespaces/{namespace}/kv", "viewer", "/api/v1/main/namespaces/company.team/kv", None),
+    ("GET", "/api/v1/{tenant}/namespaces/{namespace}/kv/{key}", "viewer",
+     "/api/v1/main/namespaces/company.team/kv/k", None),
+    ("PUT", "/api/v1/{tenant}/namespaces/{namespace}/kv/{key}", "developer",
+     "/api/v1/main/namespaces/company.team/kv/new", {"a": 1}),
+    ("DELETE", "/api/v1/{tenant}/namespaces/{namespace}/kv/{key}", "developer",
+     "/api/v1/main/namespaces/company.team/kv/k", None),
 ]
 # Instance resources any authenticated user may read, as far as it concerns their tenants
 # (test_worker_groups_show_a_member_only_their_tenants below).
@@ -124,7 +158,7 @@ def test_every_endpoint_that_needs_a_token_has_its_role_checked_here():
 
 
 def send(client, method: str, url: str, body, ids: dict):
-    url = url.replace("{x}", ids["main"])
+    url = url.replace("{x}", ids["main"]).replace("{paused}", ids["paused"]).replace("{failed}", ids["failed"])
     if isinstance(body, str):
         return client.generic(method, url, body, content_type="application/x-yaml")
     if body is not None:

@@ -260,3 +260,42 @@ tasks:
     runs = task_runs(execution)
     assert execution.state == State.SUCCESS
     assert runs["pause"].outputs == {"onResume": {"by": "resume"}} and runs["resume"].worker_id
+
+
+def test_a_restart_through_the_api_succeeds_once_the_failing_task_is_made_to_pass(engine):
+    from flows.services import kv_put
+    from tests.support import wait_execution
+    from tests.support.auth import api_client
+
+    execution = run_flow("""
+id: restartable
+namespace: company.team
+tasks:
+  - id: first
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ execution.id }}"
+  - id: gate
+    type: io.kestra.plugin.core.execution.Fail
+    condition: "{{ kv('gate_open') is null }}"
+    errorMessage: the gate is closed
+  - id: last
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ kv('gate_open') }}"
+""")
+    assert execution.state == State.FAILED and task_runs(execution)["gate"].state == State.FAILED
+    client = api_client("dev", roles={"main": "developer"})
+    kv_put(tenant_key="main", namespace="company.team", key="gate_open", value="yes")
+
+    answer = client.post(f"/api/v1/main/executions/{execution.id}/restart")
+    assert answer.status_code == 200 and answer.json()["state"]["current"] == "RUNNING"
+    execution = wait_execution(execution.id)
+    runs = task_runs(execution)
+    assert execution.state == State.SUCCESS
+    assert runs["gate"].attempt == 2 and [a["state"] for a in runs["gate"].attempts] == ["FAILED", "SUCCESS"]
+    assert runs["last"].outputs == {"value": "yes"}
+    assert client.post(f"/api/v1/main/executions/{execution.id}/restart").status_code == 409  # nothing failed
+
+    replay = client.post(f"/api/v1/main/executions/{execution.id}/replay?taskRunId={runs['last'].id}")
+    assert replay.status_code == 200
+    replayed = wait_execution(replay.json()["id"])
+    assert replayed.state == State.SUCCESS and task_runs(replayed)["first"].outputs == runs["first"].outputs

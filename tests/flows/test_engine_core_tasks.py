@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from flows import dispatch
-from flows.engine import execution_advance, execution_kill, execution_resume
+from flows.engine import execution_advance, execution_kill, execution_replay, execution_restart, execution_resume
 from flows.errors import Conflict, UserError
 from flows.models import State, TaskRun
 from flows.reconciler import taskruns_reconcile
@@ -415,3 +415,85 @@ def test_the_admin_resumes_paused_executions_of_tenants_the_user_operates(client
     mine.refresh_from_db()
     theirs.refresh_from_db()
     assert mine.state == State.SUCCESS and theirs.state == State.PAUSED
+
+
+# --- restart and replay --------------------------------------------------------------------------
+
+RESTARTABLE = FLOW + f"""
+tasks:
+  - {{id: first, type: {RETURN}, format: f}}
+  - id: block
+    type: io.kestra.plugin.core.flow.Sequential
+    tasks:
+      - {{id: flaky, type: {RETURN}, format: x}}
+      - {{id: after, type: {RETURN}, format: a}}
+errors:
+  - {{id: alert, type: {RETURN}, format: e}}
+"""
+
+
+def test_restart_runs_the_failed_task_run_again_at_its_next_attempt_and_goes_on():
+    driver = EngineDriver(outcomes={"flaky": Outcome(State.FAILED, error="boom")})
+    execution = driver.run(RESTARTABLE)
+    assert execution.state == State.FAILED and states_by_task(execution)["alert"] == "SUCCESS"
+    first, flaky = execution.task_runs.get(task_id="first"), execution.task_runs.get(task_id="flaky")
+
+    driver.outcomes.clear()  # the failing task is made to pass
+    with driver.recording():
+        execution_restart(execution_id=execution.id)
+    driver.deliver_all()
+    execution.refresh_from_db()
+
+    assert execution.state == State.SUCCESS
+    assert [entry["state"] for entry in execution.state_history][-4:] == ["FAILED", "RESTARTED", "RUNNING", "SUCCESS"]
+    assert states_by_task(execution) == {"first": "SUCCESS", "block": "SUCCESS", "flaky": "SUCCESS",
+                                         "after": "SUCCESS"}  # the errors branch that ran is forgotten
+    restarted = execution.task_runs.get(task_id="flaky")
+    assert restarted.id == flaky.id and restarted.attempt == 2
+    assert [attempt["state"] for attempt in restarted.attempts] == ["FAILED", "SUCCESS"]
+    assert execution.task_runs.get(task_id="first").end_date == first.end_date  # what succeeded did not run again
+
+
+def test_restart_refuses_executions_running_or_without_failures_and_changes_nothing():
+    driver = EngineDriver()
+    succeeded = driver.run(FLOW + f"tasks:\n  - {{id: one, type: {RETURN}, format: x}}\n")
+    paused = driver.run(PAUSE.format(extra=""))
+    for execution, fragment in ((succeeded, "no failed task run"), (paused, "has not ended")):
+        with pytest.raises(Conflict, match=fragment):
+            execution_restart(execution_id=execution.id)
+        before = execution.state
+        execution.refresh_from_db()
+        assert execution.state == before
+
+
+def test_replay_from_a_task_run_keeps_what_ended_before_it_in_a_new_execution():
+    driver = EngineDriver(outcomes={"flaky": Outcome(State.FAILED, error="boom")})
+    source = driver.run(RESTARTABLE)
+    driver.outcomes.clear()
+    flaky = source.task_runs.get(task_id="flaky")
+
+    with driver.recording():
+        replayed = execution_replay(execution_id=source.id, taskrun_id=flaky.id)
+    driver.deliver_all()
+    replayed.refresh_from_db()
+
+    assert replayed.id != source.id and replayed.state == State.SUCCESS
+    assert states_by_task(replayed) == {"first": "SUCCESS", "block": "SUCCESS", "flaky": "SUCCESS",
+                                        "after": "SUCCESS"}
+    copied_first = replayed.task_runs.get(task_id="first")
+    assert copied_first.end_date == source.task_runs.get(task_id="first").end_date  # copied, not run again
+    assert replayed.task_runs.get(task_id="flaky").attempt == 1
+    source.refresh_from_db()
+    assert source.state == State.FAILED  # the replayed execution is untouched
+
+
+def test_replay_from_the_start_runs_everything_again():
+    driver = EngineDriver()
+    source = driver.run(FLOW + f"inputs:\n  - {{id: x, type: STRING}}\ntasks:\n  - {{id: one, type: {RETURN}, format: x}}\n",
+                        inputs={"x": "kept"})
+    with driver.recording():
+        replayed = execution_replay(execution_id=source.id)
+    driver.deliver_all()
+    replayed.refresh_from_db()
+    assert replayed.state == State.SUCCESS and replayed.inputs == {"x": "kept"}
+    assert replayed.task_runs.get().id != source.task_runs.get().id
