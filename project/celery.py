@@ -9,6 +9,7 @@ import logging
 import os
 
 from celery import Celery, signals
+from celery.fixups.django import DjangoFixup, DjangoWorkerFixup
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -38,7 +39,36 @@ TICK_TASK = "flows.scheduler_tick"
 RECONCILE_TASK = "flows.reconcile"
 QUIET_TASKS = frozenset({TICK_TASK, RECONCILE_TASK})  # the periodic tasks beat sends
 
-app = Celery("project")
+class ConnectionsKeptWorkerFixup(DjangoWorkerFixup):
+    """Celery's Django fix-up closes every database connection before and after each task, so each
+    task opened a new one (on PostgreSQL a connection costs more than a whole task step). Here a task
+    boundary is a request boundary, as Django's own: a connection is closed only when it is broken,
+    left in a transaction, or older than CONN_MAX_AGE; CONN_HEALTH_CHECKS makes a task that finds
+    the database restarted open a new one (docs/configuration.md). A forked pool process still closes
+    what it inherited (`on_worker_process_init` uses `_close_database`)."""
+
+    def close_database(self, **kwargs) -> None:
+        for connection in self._db.connections.all(initialized_only=True):
+            connection.close_if_unusable_or_obsolete()
+
+
+class ConnectionsKeptFixup(DjangoFixup):
+    @property
+    def worker_fixup(self) -> DjangoWorkerFixup:
+        if self._worker_fixup is None:
+            self._worker_fixup = ConnectionsKeptWorkerFixup(self.app)
+        return self._worker_fixup
+
+    @worker_fixup.setter
+    def worker_fixup(self, value: DjangoWorkerFixup) -> None:
+        self._worker_fixup = value
+
+
+def install_fixup(app: Celery) -> DjangoFixup:
+    return ConnectionsKeptFixup(app).install()
+
+
+app = Celery("project", fixups=[f"{__name__}:install_fixup"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.steps["consumer"].add("workers.bootsteps:HeartbeatStep")

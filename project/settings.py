@@ -67,6 +67,9 @@ WSGI_APPLICATION = "project.wsgi.application"
 
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+# A kept connection is checked before its first use in each request or task, so a database that
+# restarted costs a reconnection, not a failed task (project/celery.py keeps them across tasks).
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, executor, beat and workers all write: WAL plus IMMEDIATE transactions keep
     # concurrent writers waiting on the busy timeout instead of failing "database is locked".
