@@ -2,6 +2,8 @@
 may use it. The rules, for users, are in docs/routing.md."""
 from dataclasses import dataclass
 
+from django.db.models import Exists, OuterRef
+
 from .durations import parse_duration
 from .expressions import ExpressionError, render
 from .models import DEFAULT_QUEUE, Tenant, WorkerGroup
@@ -80,12 +82,19 @@ def worker_group_allows(group: WorkerGroup, tenant: Tenant) -> bool:
 
 
 def worker_group_problem(key: str, tenant: Tenant) -> str | None:
-    """Why `tenant` cannot run on group `key`, or None when it can. The default group is open to all."""
+    """Why `tenant` cannot run on group `key`, or None when it can. The default group is open to all.
+    One query: whether the group exists, restricts its tenants, and lists this one."""
     if not key:
         return None
-    group = WorkerGroup.objects.filter(key=key).prefetch_related("allowed_tenants").first()
+    allowed = WorkerGroup.allowed_tenants.through.objects.filter(workergroup=OuterRef("pk"))
+    group = (
+        WorkerGroup.objects.filter(key=key)
+        .annotate(restricted=Exists(allowed), allows=Exists(allowed.filter(tenant=tenant.pk)))
+        .values("restricted", "allows")
+        .first()
+    )
     if group is None:
         return f"worker group '{key}' does not exist"
-    if not worker_group_allows(group, tenant):
+    if group["restricted"] and not group["allows"]:
         return f"worker group '{key}' does not allow tenant '{tenant.key}'"
     return None

@@ -169,21 +169,32 @@ def execution_logs(execution: Execution, *, min_level: str = "", page: int = 1,
 OUTAGE_GRACE = timedelta(minutes=10)
 
 
+def _liveness_cutoffs():
+    """(the oldest heartbeat that counts, the oldest that shows a worker beating now)."""
+    interval = timedelta(seconds=settings.WORKER_HEARTBEAT_INTERVAL)
+    now = timezone.now()
+    return now - 3 * interval, now - 1.5 * interval
+
+
 def alive_since():
     """A worker is alive while its last heartbeat is younger than 3 heartbeat intervals, once the
     database is known to have taken heartbeats for that long: some worker has beaten without a break
     (`first_seen` is when its current run of beats began) for 3 intervals, up to a recent beat. Right
     after a database outage no worker has, and every heartbeat is old at once: then a heartbeat counts
     for OUTAGE_GRACE more, rather than every worker being taken for dead (docs/guarantees.md)."""
-    interval = timedelta(seconds=settings.WORKER_HEARTBEAT_INTERVAL)
-    now = timezone.now()
-    cutoff = now - 3 * interval
-    steady = Worker.objects.filter(first_seen__lte=cutoff, last_heartbeat__gte=now - 1.5 * interval).exists()
+    cutoff, recent = _liveness_cutoffs()
+    steady = Worker.objects.filter(first_seen__lte=cutoff, last_heartbeat__gte=recent).exists()
     return cutoff if steady else cutoff - OUTAGE_GRACE
 
 
 def alive_workers() -> list[Worker]:
-    return list(Worker.objects.filter(last_heartbeat__gte=alive_since()))
+    """The workers alive by `alive_since`'s rule, in one query: the workers that may count (a
+    heartbeat within the outage grace) include every steady one, so steadiness is decided on them."""
+    cutoff, recent = _liveness_cutoffs()
+    candidates = list(Worker.objects.filter(last_heartbeat__gte=cutoff - OUTAGE_GRACE))
+    steady = any(worker.first_seen <= cutoff and worker.last_heartbeat >= recent for worker in candidates)
+    since = cutoff if steady else cutoff - OUTAGE_GRACE
+    return [worker for worker in candidates if worker.last_heartbeat >= since]
 
 
 def group_drains() -> dict[str, tuple[bool, set[str]]]:

@@ -122,7 +122,7 @@ def taskrun_claimed(*, taskrun_id, attempt: int, worker_id: str) -> TaskRun | No
 def taskrun_end(*, run: TaskRun, state: str, outputs: dict, error: str, logs: list[tuple[str, str]],
                 when: datetime) -> bool:
     """RUNNING → a final state, with the attempt recorded and the task's log lines."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         ended = _guarded(
             run, State.RUNNING, state=state, outputs=outputs, error=error, end_date=when,
             attempts=attempts_with(run, state, when), state_history=history_with(run, state, when=when),
@@ -136,7 +136,7 @@ def taskrun_retry(*, run: TaskRun, failed_state: str, outputs: dict, error: str,
     """RUNNING → CREATED at the next attempt, the failed one recorded (history: failed, RETRYING, CREATED).
     Its message is held until `due`, so it counts as published then: the reconciler does not take a
     retry waiting for its interval for a lost message (docs/guarantees.md)."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         retried = _guarded(
             run, State.RUNNING, state=State.CREATED, attempt=run.attempt + 1, worker_id="", published=due,
             outputs=outputs, error=error, attempts=attempts_with(run, failed_state, when),
@@ -148,7 +148,7 @@ def taskrun_retry(*, run: TaskRun, failed_state: str, outputs: dict, error: str,
 
 def taskrun_reattempt(*, run: TaskRun, message: str, when: datetime) -> bool:
     """RUNNING → CREATED at the next attempt: the worker running it was lost, the attempt with it."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         changed = _guarded(
             run, State.RUNNING, state=State.CREATED, attempt=run.attempt + 1, worker_id="", published=when,
             attempts=attempts_with(run, State.FAILED, when, worker_lost=True),
@@ -161,7 +161,7 @@ def taskrun_reattempt(*, run: TaskRun, message: str, when: datetime) -> bool:
 
 def taskrun_fail_lost(*, run: TaskRun, message: str, when: datetime) -> bool:
     """RUNNING → FAILED: the worker running it was lost and it may not get another attempt."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         changed = _guarded(
             run, State.RUNNING, state=State.FAILED, error=message, end_date=when,
             attempts=attempts_with(run, State.FAILED, when, worker_lost=True),
@@ -180,7 +180,7 @@ def taskrun_kill_lost(*, run: TaskRun, when: datetime) -> bool:
 
 def taskrun_end_waiting(*, run: TaskRun, state: str, message: str, when: datetime) -> bool:
     """CREATED → FAILED or CANCELLED, for a task run no worker of its group may take (fallback, maxWait)."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         ended = _guarded(
             run, State.CREATED, state=state, error=message if state == State.FAILED else "", end_date=when,
             state_history=history_with(run, state, when=when),

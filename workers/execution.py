@@ -51,10 +51,15 @@ def _prepare(run: TaskRun):
     execution = run.execution
     parsed = parse_flow_cached(execution.flow_revision.source)
     task = parsed.tasks_by_id[run.task_id]
-    runs = list(execution.task_runs.only("id", "execution_id", "parent_id", "task_id", "task_type", "value", "outputs"))
     timeout = parse_duration(task.timeout).total_seconds() if task.timeout else None
+
+    def load_context() -> dict:  # the other task runs are read only if the task renders an expression
+        runs = list(execution.task_runs.only("id", "execution_id", "parent_id", "task_id", "task_type", "value",
+                                             "outputs"))
+        return build_context(execution=execution, document=parsed.document, runs=runs, run=run)
+
     runtime = Runtime(
-        context=build_context(execution=execution, document=parsed.document, runs=runs, run=run),
+        load_context=lambda: _with_database(load_context, doing=f"reading the context of task run {run.id}"),
         deadline=time.monotonic() + timeout if timeout else None,
         timeout_text=task.timeout,
         is_killed=lambda: _is_killed(execution.id),

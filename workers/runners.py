@@ -30,7 +30,7 @@ from django.conf import settings
 
 from flows.durations import parse_duration
 from flows.errors import UserError
-from flows.expressions import is_truthy, render_deep
+from flows.expressions import is_template, is_truthy, render_deep
 from flows.schema import HTTP_METHODS, output_files_problem
 from flows.engine import execution_resume
 from flows.selectors import MISSING, execution_get, kv_value, tenant_get
@@ -63,9 +63,17 @@ class TaskStopped(Exception):
         self.ends_in = state
 
 
+def _has_template(value) -> bool:
+    if isinstance(value, dict):
+        return any(_has_template(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_template(item) for item in value)
+    return is_template(value)
+
+
 @dataclass
 class Runtime:
-    context: dict
+    load_context: Callable[[], dict]  # read once, when the task first needs it (most tasks render nothing)
     deadline: float | None
     timeout_text: str | None
     is_killed: Callable[[], bool]
@@ -74,9 +82,16 @@ class Runtime:
     _log_bytes: int = 0
     _dropped_lines: int = 0
     _dropped_bytes: int = 0
+    _context: dict | None = None
+
+    @property
+    def context(self) -> dict:
+        if self._context is None:
+            self._context = self.load_context()
+        return self._context
 
     def render(self, value):
-        return render_deep(value, self.context)
+        return render_deep(value, self.context) if _has_template(value) else value
 
     def log(self, level: str, message: str, *, always: bool = False) -> None:
         """Keep a log line, up to the task run's caps; `always` lines (the outcome) are kept past them."""

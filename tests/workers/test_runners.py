@@ -37,7 +37,7 @@ CONTEXT = {"flow": {"id": "f", "namespace": "company.team", "tenantId": "main"},
 def runtime(*, timeout: float | None = None, killed_after: float | None = None) -> Runtime:
     started = time.monotonic()
     return Runtime(
-        context=CONTEXT, deadline=started + timeout if timeout else None, timeout_text=f"PT{timeout}S",
+        load_context=lambda: CONTEXT, deadline=started + timeout if timeout else None, timeout_text=f"PT{timeout}S",
         is_killed=lambda: killed_after is not None and time.monotonic() - started > killed_after,
     )
 
