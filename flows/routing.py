@@ -1,5 +1,6 @@
 """Worker-group routing: which group a task run (or polling trigger) goes to, and whether its tenant
 may use it. The rules, for users, are in docs/routing.md."""
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db.models import Exists, OuterRef
@@ -22,21 +23,18 @@ class RoutingError(Exception):
     pass
 
 
-def route_resolve(*, holder, document: FlowDocument, tenant: Tenant, context: dict, namespace_cache: dict | None = None) -> Route:
+def route_resolve(*, holder, document: FlowDocument, tenant: Tenant, context: dict,
+                  namespace_defaults_of: Callable[[Tenant, str], tuple[str, str]] = namespace_defaults) -> Route:
     """First match wins: `holder`'s own workerGroup (a task or polling trigger, pluginDefaults already
-    applied), the flow's, the nearest namespace's, the tenant's, else the default group."""
+    applied), the flow's, the nearest namespace's (`namespace_defaults_of`, which a caller may make
+    remember), the tenant's, else the default group."""
     own = getattr(holder, "workerGroup", None)
     flow_level = document.workerGroup
     key_template = (own.key if own else None) or (flow_level.key if flow_level else None)
     fallback = (own.fallback if own else None) or (flow_level.fallback if flow_level else None)
     max_wait = (own.maxWait if own else None) or (flow_level.maxWait if flow_level else None)
     if not key_template or not fallback:
-        if namespace_cache is not None and document.namespace in namespace_cache:
-            ns_key, ns_fallback = namespace_cache[document.namespace]
-        else:
-            ns_key, ns_fallback = namespace_defaults(tenant, document.namespace)
-            if namespace_cache is not None:
-                namespace_cache[document.namespace] = (ns_key, ns_fallback)
+        ns_key, ns_fallback = namespace_defaults_of(tenant, document.namespace)
         key_template = key_template or ns_key or tenant.worker_group_key
         fallback = fallback or ns_fallback or tenant.fallback
     try:

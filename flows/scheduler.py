@@ -32,7 +32,7 @@ from .fallback import WAIT, fallback_decide
 from .models import SchedulerTick, State, TriggerState, queue_for_group
 from .routing import RoutingError, route_resolve, worker_group_problem
 from .scheduling import SCHEDULE, interval_of, schedule_next, schedule_previous
-from .selectors import alive_workers, triggers_due
+from .selectors import alive_workers, namespace_defaults, triggers_due
 from .triggers import (
     schedule_fire, schedule_recover, trigger_evaluation_abandon, trigger_evaluation_publish, trigger_interval_skip,
     trigger_model,
@@ -81,6 +81,11 @@ class Routing:
         if self._hosts is None:
             self._read()
         return hostname in self._hosts
+
+    def namespace_defaults(self, tenant, name: str) -> tuple[str, str]:
+        if (tenant.pk, name) not in self.namespaces:
+            self.namespaces[(tenant.pk, name)] = namespace_defaults(tenant, name)
+        return self.namespaces[(tenant.pk, name)]
 
     def problem(self, key: str, tenant) -> str | None:
         if (key, tenant.pk) not in self.problems:
@@ -159,7 +164,7 @@ def _send_evaluation(state: TriggerState, now: datetime, routing: Routing) -> bo
     try:
         route = route_resolve(holder=trigger_model(state), document=document, tenant=flow.tenant,
                               context=trigger_context(flow=flow, document=document),
-                              namespace_cache=routing.namespaces)
+                              namespace_defaults_of=routing.namespace_defaults)
     except RoutingError as error:
         trigger_interval_skip(state=state, next_date=next_date, now=now, reason=str(error), error=True)
         return False

@@ -187,14 +187,19 @@ def alive_since():
     return cutoff if steady else cutoff - OUTAGE_GRACE
 
 
-def alive_workers() -> list[Worker]:
-    """The workers alive by `alive_since`'s rule, in one query: the workers that may count (a
-    heartbeat within the outage grace) include every steady one, so steadiness is decided on them."""
+def alive_workers_read() -> tuple[list[Worker], bool]:
+    """The workers alive by `alive_since`'s rule, and whether the database took heartbeats steadily,
+    in one query: the workers that may count (a heartbeat within the outage grace) include every
+    steady one, so steadiness is decided on them."""
     cutoff, recent = _liveness_cutoffs()
     candidates = list(Worker.objects.filter(last_heartbeat__gte=cutoff - OUTAGE_GRACE))
     steady = any(worker.first_seen <= cutoff and worker.last_heartbeat >= recent for worker in candidates)
     since = cutoff if steady else cutoff - OUTAGE_GRACE
-    return [worker for worker in candidates if worker.last_heartbeat >= since]
+    return [worker for worker in candidates if worker.last_heartbeat >= since], steady
+
+
+def alive_workers() -> list[Worker]:
+    return alive_workers_read()[0]
 
 
 def group_drains() -> dict[str, tuple[bool, set[str]]]:

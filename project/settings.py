@@ -178,6 +178,9 @@ CELERY_BEAT_SCHEDULE = {
 
 # A worker is alive while its last heartbeat is younger than 3 intervals (docs/guarantees.md).
 WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=5.0)
+# How long each process remembers the routing reads of new task runs: a group's alive workers, that a
+# group allows a tenant, a namespace's defaults (flows/recent.py says what this can and cannot change).
+ROUTING_CACHE_SECONDS = env.float("ROUTING_CACHE_SECONDS", default=1.0)
 # A task run still CREATED this long after publishing, in a group with workers and an empty queue,
 # had its message lost (broker restart, purge): the reconciler publishes it again.
 REPUBLISH_AFTER_SECONDS = env.float("REPUBLISH_AFTER_SECONDS", default=30.0)

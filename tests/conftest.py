@@ -85,6 +85,18 @@ def migrated_rows(request):
     Tenant.objects.get_or_create(key=DEFAULT_TENANT)
 
 
+@pytest.fixture(autouse=True)
+def routing_read_afresh(settings):
+    """In the test process, routing reads are not remembered from one step to the next
+    (flows/recent.py): unit tests age heartbeats and change groups by hand, where a real process
+    would see its memory expire within ROUTING_CACHE_SECONDS. The session's executor and workers
+    remember as in production; tests/flows/test_recent.py tests the memory itself."""
+    from flows.recent import forget
+
+    settings.ROUTING_CACHE_SECONDS = 0
+    forget()
+
+
 @pytest.fixture
 def engine(cluster, transactional_db):
     """The session's executor and `default`/`gpu` workers, alive, with group `gpu` created."""

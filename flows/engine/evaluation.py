@@ -17,8 +17,8 @@ from ..definition import ParsedFlow
 from ..expressions import ExpressionError, is_truthy, render
 from ..fallback import WAIT, fallback_decide
 from ..models import TERMINAL_STATES, Execution, LogLine, State, TaskRun, queue_for_group
-from ..routing import RoutingError, route_resolve, worker_group_problem
-from ..selectors import alive_queues
+from ..recent import namespace_defaults_recent, queue_alive_recent, worker_group_problem_recent
+from ..routing import RoutingError, route_resolve
 from ..states import execution_labels_save, taskruns_save, transition
 from .flowables import combine, handler_for
 
@@ -63,9 +63,8 @@ class ExecutionEvaluation:
         self.logs: list[LogLine] = []
         self.messages: list[dispatch.Message] = []
         self._context: dict | None = None
-        self._alive_queues: set | None = None
+        self._alive_groups: dict = {}  # one answer per group within an evaluation (flows/recent.py across them)
         self._group_problems: dict = {}
-        self._namespaces: dict = {}
 
     # --- walking the tree ------------------------------------------------------------------------
 
@@ -215,7 +214,7 @@ class ExecutionEvaluation:
 
     def route(self, run: TaskRun, task, context: dict) -> None:
         route = route_resolve(holder=task, document=self.document, tenant=self.execution.tenant, context=context,
-                              namespace_cache=self._namespaces)
+                              namespace_defaults_of=namespace_defaults_recent)
         run.worker_group, run.fallback, run.max_wait_seconds = route.key, route.fallback, route.max_wait_seconds
         decision = fallback_decide(
             group_key=route.key, fallback=route.fallback, max_wait_seconds=route.max_wait_seconds,
@@ -236,13 +235,13 @@ class ExecutionEvaluation:
 
     def group_problem(self, key: str) -> str | None:
         if key not in self._group_problems:
-            self._group_problems[key] = worker_group_problem(key, self.execution.tenant)
+            self._group_problems[key] = worker_group_problem_recent(key, self.execution.tenant)
         return self._group_problems[key]
 
     def group_alive(self, key: str) -> bool:
-        if self._alive_queues is None:
-            self._alive_queues = alive_queues()
-        return queue_for_group(key) in self._alive_queues
+        if key not in self._alive_groups:
+            self._alive_groups[key] = queue_alive_recent(queue_for_group(key))
+        return self._alive_groups[key]
 
     def fail(self, run: TaskRun, message: str) -> None:
         run.error = message
