@@ -5,7 +5,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Min, Q
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum
 from django.db.models.functions import Coalesce
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
@@ -311,6 +311,41 @@ def worker_group_health(keys: list[str] | None = None, *, tenants=None, broker: 
     return health
 
 
+
+
+def _routed_task_runs():
+    """Task runs sent to a worker group: flowable ones (run by the executor) are never published."""
+    return TaskRun.objects.filter(Q(published__isnull=False) | ~Q(worker_group=""))
+
+
+def taskruns_ended_counts() -> list[tuple[str, str, int]]:
+    """(group key, state, how many) of the task runs sent to a group that have ended (/metrics)."""
+    return list(
+        _routed_task_runs().filter(state__in=TERMINAL_STATES).order_by()
+        .values_list("worker_group", "state").annotate(count=Count("id"))
+    )
+
+
+def dispatch_latency_histogram(bounds: tuple[float, ...]) -> dict[str, tuple[list[int], int, float]]:
+    """Per group key: how many started task runs waited at most each of `bounds` seconds from their
+    creation to the start of their last attempt (cumulative, as Prometheus counts), how many started
+    in all, and the seconds they waited in all. One aggregate query over the started task runs."""
+    waited = ExpressionWrapper(F("start_date") - F("created"), output_field=DurationField())
+    buckets = {
+        f"le{index}": Count("id", filter=Q(start_date__lte=F("created") + timedelta(seconds=bound)))
+        for index, bound in enumerate(bounds)
+    }
+    rows = (
+        _routed_task_runs().filter(start_date__isnull=False).order_by().values("worker_group")
+        .annotate(started=Count("id"), waited=Sum(waited), **buckets)
+    )
+    return {
+        row["worker_group"]: (
+            [row[f"le{index}"] for index in range(len(bounds))], row["started"],
+            row["waited"].total_seconds() if row["waited"] else 0.0,
+        )
+        for row in rows
+    }
 
 
 def worker_group_samples(key: str, *, since) -> list[WorkerGroupSample]:

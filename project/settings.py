@@ -188,6 +188,11 @@ REPUBLISH_AFTER_SECONDS = env.float("REPUBLISH_AFTER_SECONDS", default=30.0)
 # fails with the reason (docs/guarantees.md).
 LOST_WORKER_MAX_REATTEMPTS = env.int("LOST_WORKER_MAX_REATTEMPTS", default=3)
 
+# /metrics is open unless this is set; then it takes `Authorization: Bearer <METRICS_TOKEN>` (docs/operations.md).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# A running task's log lines are written while it runs, at most this long apart (docs/operations.md).
+TASK_LOG_FLUSH_SECONDS = env.float("TASK_LOG_FLUSH_SECONDS", default=0.5)
+
 # Script tasks (docs/security-scripts.md): the user they run as when the worker is root, and what a
 # task run keeps of its log and of its outputFiles.
 SCRIPT_USER = env.str("SCRIPT_USER", default="nobody")
