@@ -151,15 +151,27 @@ def execution_search(*, tenant: Tenant, namespace: str = "", flow_id: str = "", 
     return list(results), matching.count()
 
 
-def execution_logs(execution: Execution, *, min_level: str = "", page: int = 1,
+def execution_logs(execution: Execution, *, min_level: str = "", task_run_id=None, page: int = 1,
                    size: int = 1000) -> tuple[list[LogLine], int]:
     """One page of an execution's log lines, oldest first, and how many there are in all; with
-    `min_level`, only that level and above."""
+    `min_level`, only that level and above; with `task_run_id`, only that task run's."""
     logs = execution.logs.all()
+    if task_run_id is not None:
+        logs = logs.filter(task_run_id=task_run_id)
     if min_level:
         logs = logs.filter(level__in=LOG_LEVELS[LOG_LEVELS.index(min_level):])
     start = (page - 1) * size
     return list(logs.order_by("timestamp", "id")[start:start + size]), logs.count()
+
+
+def execution_progress(execution_id, *, logs_after: int = 0) -> tuple[str, list[dict], list[LogLine]]:
+    """What `execute --wait` follows: the execution's state, its task runs (id, task, value, state,
+    attempt, group, worker) in creation order, and its log lines stored after line `logs_after`."""
+    state = Execution.objects.filter(id=execution_id).values_list("state", flat=True).first()
+    runs = list(TaskRun.objects.filter(execution_id=execution_id).order_by("created", "id").values(
+        "id", "task_id", "value", "state", "attempt", "worker_group", "worker_id", "published"))
+    logs = list(LogLine.objects.filter(execution_id=execution_id, id__gt=logs_after).order_by("id")[:1000])
+    return state, runs, logs
 
 
 # --- workers and worker groups ----------------------------------------------------------------

@@ -14,7 +14,7 @@ from django.utils import timezone
 from flows.context import build_context
 from flows.definition import parse_flow_cached
 from flows.durations import parse_duration
-from flows.engine import taskrun_finish
+from flows.engine import taskrun_finish, taskrun_logs_write
 from flows.expressions import ExpressionError
 from flows.models import Execution, State, TaskRun
 from flows.states import taskrun_claim, taskrun_claimed
@@ -44,7 +44,7 @@ def taskrun_execute(*, taskrun_id: str, attempt: int, worker_id: str) -> None:
         error, state = f"{type(failure).__name__}: {failure}", State.FAILED
     if error:
         runtime.log("ERROR" if state == State.FAILED else "WARN", error, always=True)
-    _finish(run, task=task, state=state, outputs=outputs, error=error, logs=runtime.log_lines())
+    _finish(run, task=task, state=state, outputs=outputs, error=error, logs=runtime.unwritten_lines())
 
 
 def _prepare(run: TaskRun):
@@ -63,6 +63,7 @@ def _prepare(run: TaskRun):
         deadline=time.monotonic() + timeout if timeout else None,
         timeout_text=task.timeout,
         is_killed=lambda: _is_killed(execution.id),
+        write_logs=lambda lines: taskrun_logs_write(run=run, logs=lines),
     )
     return task, runtime
 

@@ -8,6 +8,7 @@ unprivileged user when the worker runs as root, their whole process group killed
 and output files read only from regular files inside their working directory.
 """
 import json
+import logging
 import os
 import pwd
 import queue
@@ -37,6 +38,8 @@ from flows.selectors import MISSING, execution_get, kv_value, tenant_get
 from flows.services import kv_delete, kv_put
 
 from . import workdir as storage_files  # the working directory and the shared storage (docs/storage.md)
+
+logger = logging.getLogger(__name__)
 
 OUTPUT_LINE = re.compile(r"^::(\{.*\})::\s*$")
 MAX_LINE_CHARS = 10_000  # a longer line is kept cut, with a mark
@@ -77,7 +80,11 @@ class Runtime:
     deadline: float | None
     timeout_text: str | None
     is_killed: Callable[[], bool]
+    # Writes log lines while the task runs (docs/operations.md); None: all are written at its end.
+    write_logs: Callable[[list], None] | None = None
     logs: list = field(default_factory=list)
+    _written: int = 0  # how many of `logs` write_logs has stored
+    _last_write: float = 0.0
     _last_kill_check: float = 0.0
     _log_bytes: int = 0
     _dropped_lines: int = 0
@@ -105,6 +112,29 @@ class Runtime:
             return
         self._log_bytes += size
         self.logs.append((level, message))
+        self._write_due()
+
+    def _write_due(self) -> None:
+        """Store the lines not yet written, at most every TASK_LOG_FLUSH_SECONDS: the log of a task
+        that runs is readable while it runs. A write that fails leaves them for the task run's end."""
+        if self.write_logs is None or self._written >= len(self.logs):
+            return
+        now = time.monotonic()
+        if now - self._last_write < settings.TASK_LOG_FLUSH_SECONDS:
+            return
+        self._last_write = now
+        batch = self.logs[self._written:]
+        try:
+            self.write_logs(batch)
+        except Exception:  # the database is away: the end of the task run writes them
+            logger.warning("could not write %d log line(s) of a running task; they are kept for its end",
+                           len(batch), exc_info=True)
+            return
+        self._written += len(batch)
+
+    def unwritten_lines(self) -> list[tuple[str, str]]:
+        """The lines kept that were not written while the task ran, for its end to write."""
+        return self.log_lines()[self._written:]
 
     def log_lines(self) -> list[tuple[str, str]]:
         """The log lines kept, and a last line saying what was not."""
@@ -119,6 +149,7 @@ class Runtime:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
     def check(self) -> None:
+        self._write_due()
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise TaskStopped(f"timed out after {self.timeout_text}", "FAILED")
         now = time.monotonic()

@@ -451,6 +451,7 @@ def execution_replay(request, tenant: str, execution_id: UUID,
 def execution_logs(
     request, response: HttpResponse, tenant: str, execution_id: UUID,
     minLevel: AnyCaseLevel = Query(None, description="Only this level and above."),
+    taskRunId: UUID | None = Query(None, description="Only the lines of this task run."),
     page: int = Query(1, ge=1, le=MAX_PAGE, description="1-based."),
     size: int = Query(LOGS_PAGE_SIZE, ge=1, le=LOGS_MAX_PAGE_SIZE),
 ):
@@ -458,7 +459,8 @@ def execution_logs(
     `size`). `X-Total-Count` says how many lines match; a `Link` header with `rel="next"` points
     at the next page while there is one. Viewer."""
     execution = selectors.execution_get(tenant_for(request.auth, tenant, Role.VIEWER), execution_id)
-    lines, total = selectors.execution_logs(execution, min_level=minLevel or "", page=page, size=size)
+    lines, total = selectors.execution_logs(execution, min_level=minLevel or "", task_run_id=taskRunId, page=page,
+                                            size=size)
     response["X-Total-Count"] = str(total)
     if page * size < total:
         query = request.GET.copy()

@@ -267,6 +267,15 @@ def execution_wait(execution: Execution, *, timeout: float, interval: float = 0.
     return execution
 
 
+def taskrun_logs_write(*, run: TaskRun, logs: list[tuple[str, str]]) -> None:
+    """Store log lines of a task run that is still running, SECRET inputs masked as at its end."""
+    secrets = masking.secret_values(run.execution.inputs)
+    if secrets:
+        logs = [(level, masking.mask_text(message, secrets)) for level, message in logs]
+    LogLine.objects.bulk_create(LogLine(execution_id=run.execution_id, task_run_id=run.id, task_id=run.task_id,
+                                        level=level, message=message) for level, message in logs)
+
+
 def taskrun_finish(*, run: TaskRun, task, state: str, outputs: dict, error: str, logs: list[tuple[str, str]]) -> None:
     """A worker ended `run` (RUNNING) in `state`: retry it, or end it and advance its execution at
     once, in the worker, so a sequential step costs one broker hop, not two."""

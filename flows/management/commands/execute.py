@@ -1,17 +1,22 @@
 """`execute NAMESPACE FLOW_ID [--input k=v ...] [--tenant T] [--wait] [--timeout SECONDS]`.
 
-Starts an execution; with --wait, prints each task run with its state, worker group and worker,
-and exits 0 only when the execution ends SUCCESS or WARNING.
+Starts an execution; with --wait, follows it: one line per task-run state change and the task
+runs' log lines as they are stored, then each task run with its state, worker group and worker; exits
+0 only when the execution ends SUCCESS or WARNING.
 """
+import time
+
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from flows.definition import parse_flow_cached
-from flows.engine import execution_create, execution_wait
+from flows.engine import execution_create
 from flows.errors import UserError
 from flows.models import TERMINAL_STATES, State
-from flows.selectors import DEFAULT_TENANT, execution_task_runs
+from flows.selectors import DEFAULT_TENANT, execution_progress, execution_task_runs
 
 OK_STATES = {State.SUCCESS, State.WARNING}
+FOLLOW_EVERY = 0.2  # seconds between two reads of a followed execution
 COLUMNS = ("TASK", "VALUE", "STATE", "GROUP", "WORKER", "ATTEMPTS")
 
 
@@ -60,7 +65,8 @@ class Command(BaseCommand):
         )
         if not wait:
             return
-        execution = execution_wait(execution, timeout=timeout)
+        self._follow(execution, timeout=timeout)
+        execution.refresh_from_db()
         if execution.state not in TERMINAL_STATES:
             raise CommandError(f"execution {execution.id} is still {execution.state} after {timeout:g}s")
         self.stdout.write(self._task_runs(execution))
@@ -68,6 +74,35 @@ class Command(BaseCommand):
         self.stdout.write(f"execution {execution.id}: {execution.state} in {duration:.2f}s")
         if execution.state not in OK_STATES:
             raise CommandError(f"execution {execution.id} ended {execution.state}")
+
+    def _follow(self, execution, *, timeout: float) -> None:
+        """Print each task-run state change and each log line as it is stored, until the execution
+        ends or `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
+        seen: dict = {}
+        last_log = 0
+        while True:
+            state, runs, logs = execution_progress(execution.id, logs_after=last_log)
+            for run in runs:
+                if seen.get(run["id"]) != (run["state"], run["attempt"]):
+                    seen[run["id"]] = (run["state"], run["attempt"])
+                    self.stdout.write(self._change_line(run))
+            for line in logs:
+                label = line.task_id or "execution"
+                self.stdout.write(f"{line.timestamp:%H:%M:%S}   {label} {line.level}: {line.message}")
+                last_log = line.id
+            if (state in TERMINAL_STATES and len(logs) < 1000) or time.monotonic() > deadline:
+                return
+            time.sleep(FOLLOW_EVERY)
+
+    @staticmethod
+    def _change_line(run: dict) -> str:
+        where = ""
+        if run["published"] is not None:  # sent to a group: flowable task runs are run by the executor
+            where = f" on {run['worker_group'] or 'default'}" + (f" by {run['worker_id']}" if run["worker_id"] else "")
+        value = f"[{run['value']}]" if run["value"] is not None else ""
+        attempt = f" (attempt {run['attempt']})" if run["attempt"] > 1 else ""
+        return f"{timezone.now():%H:%M:%S} {run['task_id']}{value} {run['state']}{attempt}{where}"
 
     def _task_runs(self, execution) -> str:
         """A table of the task runs; flowable tasks, run by the executor, have no group ('-')."""
