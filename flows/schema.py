@@ -419,6 +419,24 @@ class ResumeTask(TaskBase):
     inputs: dict[str, Any] = Field(default_factory=dict)
 
 
+class SubflowTask(TaskBase):
+    """Starts an execution of another flow of the same tenant (its tasks routed by its own flow's
+    worker-group rules); with `wait`, ends as the child ends and takes its flow `outputs`."""
+
+    type: Literal["io.kestra.plugin.core.flow.Subflow", "io.kestra.core.tasks.flows.Subflow",
+                  "io.kestra.core.tasks.flows.Flow"]
+    namespace: str
+    flowId: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, Any] | list[Label] = Field(default_factory=dict)
+    wait: bool = True
+    transmitFailed: bool = Field(default=True, description="With `wait`: a child that ends FAILED, KILLED or "
+                                 "WARNING ends this task run so; otherwise it ends SUCCESS.")
+    inheritLabels: bool = False
+
+    flowable: ClassVar[bool] = True  # the executor starts and watches the child; no worker is held
+
+
 class LabelsTask(TaskBase):
     """Adds `labels` (a map, a list of key/value, or an expression that renders a map) to the
     execution's labels, replacing those of the same key; keys and values are rendered. Run by the
@@ -435,7 +453,7 @@ Task = Annotated[
         ReturnTask, LogTask, EchoTask, SleepTask, OutputValuesTask, FailTask,
         ShellCommandsTask, ShellScriptTask, PythonCommandsTask, PythonScriptTask, HttpRequestTask,
         KvSetTask, KvGetTask, KvDeleteTask, ResumeTask, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, EachSequentialTask, EachParallelTask,
-        AllowFailureTask, WaitForTask, DagTask, PauseTask, LabelsTask,
+        AllowFailureTask, WaitForTask, DagTask, PauseTask, SubflowTask, LabelsTask,
     ],
     Field(discriminator="type"),
 ]

@@ -58,6 +58,8 @@ class ExecutionEvaluation:
         self.killing = execution.state == State.KILLING
         self.kill_requested = False
         self.labels_changed = False
+        self.started_executions: list[Execution] = []
+        self.executions_to_kill: list = []
         self.created: list[TaskRun] = []
         self.changed: dict = {}
         self.logs: list[LogLine] = []
@@ -164,6 +166,14 @@ class ExecutionEvaluation:
 
     def has_paused(self) -> bool:
         return any(run.state == State.PAUSED for run in self.by_id.values())
+
+    def start_execution(self, child: Execution) -> None:
+        """A Subflow's child execution, stored and started with this evaluation."""
+        self.started_executions.append(child)
+
+    def kill_execution(self, execution_id) -> None:
+        """A killed Subflow's child, killed once this evaluation is stored."""
+        self.executions_to_kill.append(execution_id)
 
     def set_labels(self, labels: dict) -> None:
         """The execution's labels change (a Labels task): saved with the evaluation."""

@@ -29,6 +29,7 @@ from ..states import execution_mark_killing, execution_save, taskrun_end, taskru
 from .concurrency import concurrency_admits, concurrency_release
 from .ending import Ending, execution_ending
 from .evaluation import ExecutionEvaluation, tolerated
+from .subflows import subflow_parent_id
 from .retry import retry_delay, should_retry
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,14 @@ class _Advance:
         """Under the execution's row lock."""
         execution, evaluation, state = self.execution, self.evaluation, self.tree_state
         evaluation.save()
+        for child in evaluation.started_executions:  # Subflows (docs/core-tasks.md)
+            child.save(force_insert=True)
+            dispatch.send([dispatch.advance_message(execution_id=child.id)])
+        for child_id in evaluation.executions_to_kill:
+            try:
+                execution_kill(execution_id=child_id)
+            except Conflict:  # it ended meanwhile
+                pass
         if evaluation.kill_requested and not evaluation.killing:  # a fallback CANCEL kills the execution
             execution_mark_killing(execution=execution, when=evaluation.now)
             return _advance_locked(execution)  # a killing evaluation creates nothing, so renders nothing
@@ -112,6 +121,8 @@ class _Advance:
             execution_save(execution)
             if execution.state in TERMINAL_STATES:  # once: an ended execution is never advanced again
                 triggers.execution_ended(execution=execution)
+                if parent_id := subflow_parent_id(execution):  # a Subflow waits for this end
+                    dispatch.send([dispatch.advance_message(execution_id=parent_id)])
                 concurrency_release(execution)
                 if self.ending is not None and self.ending.retry_after is not None:
                     _execution_retry_create(execution, countdown=self.ending.retry_after)

@@ -15,6 +15,7 @@ from ..context import with_taskrun
 from ..durations import parse_duration
 from ..expressions import ExpressionError, is_template, is_truthy, render, render_deep
 from ..models import State
+from .subflows import subflow_child, subflow_outcome
 
 
 WAITFOR_TYPE = "io.kestra.plugin.core.flow.WaitFor"
@@ -262,6 +263,36 @@ class Pause:
         return evaluation.sequence(task.tasks, run, run.value) if task.tasks else State.SUCCESS
 
 
+class Subflow:
+    """Starts the child execution when its task run is created (stored with the evaluation); with
+    `wait`, runs until the child has ended (the child's end advances this execution), then ends as
+    `transmitFailed` says with `executionId`, `state` and the child's flow `outputs`. Killed, it
+    kills the child it waits for."""
+
+    def plan(self, task: schema.SubflowTask, context: dict) -> dict:
+        return {}
+
+    def advance(self, evaluation, run, task: schema.SubflowTask) -> str:
+        child_id = run.outputs.get("executionId")
+        if child_id is None:
+            if evaluation.killing:
+                return State.KILLED
+            child = subflow_child(parent=evaluation.execution, run=run, task=task,
+                                  context=with_taskrun(evaluation.context(), run, evaluation.by_id))
+            evaluation.start_execution(child)
+            evaluation.set_outputs(run, {"executionId": str(child.id)})
+            return State.RUNNING if task.wait else State.SUCCESS
+        if evaluation.killing:
+            evaluation.kill_execution(child_id)
+            return State.KILLED
+        outcome = subflow_outcome(child_id, transmit_failed=task.transmitFailed)
+        if outcome is None:
+            return State.RUNNING
+        state, outputs = outcome
+        evaluation.set_outputs(run, outputs)
+        return state
+
+
 HANDLERS = {
     schema.SequentialTask: Sequential(),
     schema.ParallelTask: Parallel(),
@@ -275,6 +306,7 @@ HANDLERS = {
     schema.DagTask: Dag(),
     schema.LabelsTask: Labels(),
     schema.PauseTask: Pause(),
+    schema.SubflowTask: Subflow(),
 }
 
 

@@ -2,7 +2,7 @@
 execution made and their states, as Kestra's own tests of these flows expect them."""
 import pytest
 
-from flows.models import State
+from flows.models import Execution, State, TaskRun
 from tests.support import run_flow, task_runs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -299,3 +299,70 @@ tasks:
     assert replay.status_code == 200
     replayed = wait_execution(replay.json()["id"])
     assert replayed.state == State.SUCCESS and task_runs(replayed)["first"].outputs == runs["first"].outputs
+
+
+def test_a_subflow_child_runs_on_another_group_than_its_parent(engine):
+    from flows.services import flow_upload
+
+    flow_upload(tenant_key="main", source="""
+id: child-on-gpu
+namespace: company.team
+inputs:
+  - {id: n, type: INT}
+tasks:
+  - id: train
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.n * 2 }}"
+    workerGroup: {key: gpu}
+outputs:
+  - {id: doubled, type: INT, value: "{{ outputs.train.value }}"}
+""")
+    parent = run_flow("""
+id: parent
+namespace: company.team
+tasks:
+  - id: prepare
+    type: io.kestra.plugin.core.debug.Return
+    format: "21"
+  - id: call
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: company.team
+    flowId: child-on-gpu
+    inputs: {n: "{{ outputs.prepare.value }}"}
+  - id: report
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.call.outputs.doubled }}"
+""")
+    runs = task_runs(parent)
+    child = task_runs(Execution.objects.get(id=runs["call"].outputs["executionId"]))
+    assert parent.state == State.SUCCESS and runs["report"].outputs == {"value": "42"}
+    assert runs["prepare"].worker_id.startswith("default@") and child["train"].worker_id.startswith("gpu@")
+    assert runs["call"].worker_id == ""
+
+
+def test_killing_a_parent_while_it_waits_kills_its_child(engine):
+    from flows.engine import execution_create, execution_kill
+    from flows.services import flow_upload
+    from tests.support import wait_execution, wait_for
+
+    flow_upload(tenant_key="main", source="""
+id: slow-child
+namespace: company.team
+tasks:
+  - {id: nap, type: io.kestra.plugin.core.flow.Sleep, duration: PT30S}
+""")
+    flow_upload(tenant_key="main", source="""
+id: waiting-parent
+namespace: company.team
+tasks:
+  - {id: call, type: io.kestra.plugin.core.flow.Subflow, namespace: company.team, flowId: slow-child}
+""")
+    parent = execution_create(tenant_key="main", namespace="company.team", flow_id="waiting-parent")
+    nap = wait_for(lambda: TaskRun.objects.filter(task_id="nap", state=State.RUNNING).first(), timeout=30,
+                   message="the child's task to run")
+    execution_kill(execution_id=parent.id)
+
+    parent = wait_execution(parent.id, timeout=30)
+    child = wait_execution(nap.execution_id, timeout=30)
+    assert parent.state == State.KILLED and child.state == State.KILLED
+    assert TaskRun.objects.get(id=nap.id).state == State.KILLED

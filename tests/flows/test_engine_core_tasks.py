@@ -6,9 +6,9 @@ from django.utils import timezone
 from flows import dispatch
 from flows.engine import execution_advance, execution_kill, execution_replay, execution_restart, execution_resume
 from flows.errors import Conflict, UserError
-from flows.models import State, TaskRun
+from flows.models import Execution, State, TaskRun
 from flows.reconciler import taskruns_reconcile
-from flows.services import worker_heartbeat
+from flows.services import flow_upload, tenant_create, worker_group_create, worker_heartbeat
 from tests.support.driver import EngineDriver, Outcome, states_by_task
 
 pytestmark = pytest.mark.django_db
@@ -497,3 +497,115 @@ def test_replay_from_the_start_runs_everything_again():
     replayed.refresh_from_db()
     assert replayed.state == State.SUCCESS and replayed.inputs == {"x": "kept"}
     assert replayed.task_runs.get().id != source.task_runs.get().id
+
+
+# --- Subflow -------------------------------------------------------------------------------------
+
+CHILD = """
+id: child
+namespace: company.team
+inputs:
+  - {id: who, type: STRING}
+tasks:
+  - id: work
+    type: io.kestra.plugin.core.debug.Return
+    format: "hello {{ inputs.who }}"
+    workerGroup: {key: "GROUP"}
+outputs:
+  - {id: greeting, type: STRING, value: "{{ outputs.work.value }}"}
+"""
+PARENT = FLOW + """
+labels: {team: data}
+tasks:
+  - {id: before, type: io.kestra.plugin.core.debug.Return, format: b}
+  - id: call
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: company.team
+    flowId: child
+    inputs: {who: "{{ flow.id }}"}
+    labels: {called_by: "{{ execution.id }}"}
+    inheritLabels: true
+    EXTRA
+  - {id: after, type: io.kestra.plugin.core.debug.Return, format: "{{ outputs.call.outputs.greeting ?? 'none' }}"}
+"""
+
+
+def child_flow(group: str) -> str:
+    return CHILD.replace("GROUP", group)
+
+
+def parent_flow(extra: str = "") -> str:
+    return PARENT.replace("EXTRA", extra)
+
+
+def _child_of(execution):
+    return Execution.objects.get(id=execution.task_runs.get(task_id="call").outputs["executionId"])
+
+
+def test_a_subflow_child_runs_on_its_own_flows_group_and_the_parent_takes_its_outputs():
+    worker_group_create(key="gpu")
+    worker_heartbeat(hostname="gpu@unit-test", groups=["gpu"], pid=2, concurrency=1, running=0)
+    driver = EngineDriver(outcomes={"work": Outcome(outputs={"value": "hello unit"})})  # the driver renders nothing
+    flow_upload(source=child_flow("gpu"), tenant_key="main")
+    parent = driver.run(parent_flow())
+
+    child = _child_of(parent)
+    call = parent.task_runs.get(task_id="call")
+    assert parent.state == State.SUCCESS and child.state == State.SUCCESS
+    assert call.outputs == {"executionId": str(child.id), "state": "SUCCESS", "outputs": {"greeting": "hello unit"}}
+    assert call.worker_id == "" and call.end_date >= child.end_date  # on no worker, until the child ended
+    assert child.labels == {"team": "data", "called_by": str(parent.id)}
+    assert child.trigger["variables"]["executionId"] == str(parent.id)
+    assert driver.queues() == ["default", "gpu", "default"]  # before, the child's work, after
+
+
+@pytest.mark.parametrize("transmit_failed, expected", [("true", State.FAILED), ("false", State.SUCCESS)])
+def test_a_failed_child_fails_the_subflow_task_run_only_with_transmit_failed(transmit_failed, expected):
+    driver = EngineDriver(outcomes={"work": Outcome(State.FAILED, error="boom")})
+    flow_upload(source=child_flow(""), tenant_key="main")
+    parent = driver.run(parent_flow(f"transmitFailed: {transmit_failed}"))
+    assert _child_of(parent).state == State.FAILED
+    assert parent.task_runs.get(task_id="call").state == expected and parent.state == expected
+
+
+def test_a_subflow_that_does_not_wait_ends_at_once():
+    driver = EngineDriver()
+    flow_upload(source=child_flow(""), tenant_key="main")
+    parent = driver.start(parent_flow("wait: false"))
+    for _ in range(3):  # the parent's first evaluation, `before`, then the child is started
+        driver.deliver(driver.sent.pop(0))
+    call = parent.task_runs.get(task_id="call")
+    assert call.state == State.SUCCESS and _child_of(parent).state == State.CREATED
+
+
+def test_killing_a_parent_kills_the_child_it_waits_for():
+    driver = EngineDriver()
+    flow_upload(source=child_flow(""), tenant_key="main")
+    parent = driver.start(parent_flow())
+    for _ in range(3):  # the parent's first evaluation, `before`, the child's first evaluation
+        driver.deliver(driver.sent.pop(0))
+    child = _child_of(parent)
+    assert child.task_runs.get().state == State.CREATED  # its `work` waits for a worker
+    with driver.recording():
+        execution_kill(execution_id=parent.id)
+    driver.deliver_all()
+    parent.refresh_from_db()
+    child.refresh_from_db()
+    assert parent.state == State.KILLED and child.state == State.KILLED
+
+
+def test_a_child_that_cannot_start_fails_the_task_run_with_the_reason():
+    execution = EngineDriver().run(parent_flow())  # no flow `child` was uploaded
+    call = execution.task_runs.get(task_id="call")
+    assert execution.state == State.FAILED and "subflow company.team.child cannot start" in call.error
+
+
+def test_a_child_never_reaches_a_group_that_does_not_allow_its_tenant():
+    tenant_create(key="other")
+    worker_group_create(key="secret", allowed_tenants=["other"])
+    driver = EngineDriver()
+    flow_upload(source=child_flow("{{ 'secret' }}"), tenant_key="main")
+    parent = driver.run(parent_flow())
+    child = _child_of(parent)
+    assert child.state == State.FAILED and "secret" in child.task_runs.get(task_id="work").error
+    assert parent.state == State.FAILED and "secret" not in driver.queues()
