@@ -275,3 +275,23 @@ def test_a_flow_with_pebble_forms_uploads_and_a_bad_one_is_refused_where_it_stan
     [fault] = caught.value.faults
     assert "template syntax error in '{{ flag ? 'a' }}'" in fault.message and fault.line == 9
     parse_flow(source.replace("{{ flag ? 'a' }}", "{{ flag ? 'a' : 'b' }}"))
+
+
+@pytest.mark.parametrize("template, expected", [
+    ("{{ ''.__class__ ?? 'x' }}", "x"),
+    ("{{ m.__class__.__mro__ | default('d') }}", "d"),
+    ("{{ m['__class__'] ?? 'z' }}", "z"),
+    ("{{ cycler.__init__.__globals__ is defined }}", "false"),
+])
+def test_the_lenient_forms_never_open_the_sandbox(template, expected):
+    assert r(template) == expected
+
+
+@pytest.mark.parametrize("template", [
+    "{{ (m.__init__ ?? 1).__globals__ }}",
+    "{% for entry in m %}{{ entry.__class__ }}{% endfor %}",
+    "{{ (m.update ?? 1)({'a': 1}) }}",
+])
+def test_escapes_through_the_lenient_forms_are_refused(template):
+    with pytest.raises(ExpressionError):
+        r(template)
