@@ -253,6 +253,28 @@ def chunk(value, size):
     return [list(value[index:index + size]) for index in range(0, len(value), size)]
 
 
+def merge(value, other):
+    """Pebble's `merge`: two maps into one (the right one wins), or two lists end to end."""
+    if isinstance(value, Mapping) and isinstance(other, Mapping):
+        return {**value, **other}
+    if isinstance(value, (list, tuple)) and isinstance(other, (list, tuple)):
+        return [*value, *other]
+    raise FunctionError("merge takes two maps or two lists")
+
+
+def _extreme(name: str, pick):
+    def extreme(*values):
+        """Pebble's `max(a, b, ...)` and `min(a, b, ...)` functions."""
+        if not values:
+            raise FunctionError(f"{name}() needs at least one value")
+        try:
+            return pick(values)
+        except TypeError:
+            raise FunctionError(f"{name}() cannot compare {', '.join(type_name(v) for v in values)}") from None
+
+    return extreme
+
+
 def _digest(algorithm: str):
     def digest(value):
         return None if value is None else hashlib.new(algorithm, str(value).encode()).hexdigest()
@@ -313,8 +335,9 @@ FILTERS = {
     "substringBefore": substring_before, "substringAfter": substring_after,
     "substringBeforeLast": substring_before_last, "substringAfterLast": substring_after_last, "flatten": flatten,
     "chunk": chunk, "md5": _digest("md5"), "sha1": _digest("sha1"), "sha256": _digest("sha256"),
-    "sha512": _digest("sha512"), "timestamp": timestamp,
+    "sha512": _digest("sha512"), "timestamp": timestamp, "merge": merge,
 }
 FUNCTIONS = {"now": now, "json": from_json, "fromJson": from_json, "toJson": to_json, "yaml": from_yaml,
-             "uuid": lambda: str(uuid.uuid4()), "randomInt": random_int}
+             "uuid": lambda: str(uuid.uuid4()), "randomInt": random_int, "max": _extreme("max", max),
+             "min": _extreme("min", min)}
 TESTS = {"empty": is_empty, "json": is_json, "null": is_null, "map": lambda value: isinstance(value, dict)}

@@ -94,6 +94,8 @@ def test_pebble_forms(template, expected):
     ("{{ 'abc' | md5 }} {{ 'abc' | sha1 }}", "900150983cd24fb0d6963f7d28e17f72 a9993e364706816aba3e25717850c26c9cd0d89d"),
     ("{{ '2024-03-05T10:20:30Z' | timestamp }}", "1709634030"),
     ("{{ uuid() | length }} {{ randomInt(5, 6) }}", "36 5"),
+    ("{{ m | merge({'y': 3, 'z': 4}) }} {{ [1] | merge([2]) }}", "{'x': 1, 'y': 3, 'z': 4} [1, 2]"),
+    ("{{ max(1, 5, 3) }} {{ min(4, 2) }} {{ items | max }}", "5 2 3"),
 ])
 def test_filters_and_functions(template, expected):
     assert r(template) == expected
@@ -174,6 +176,8 @@ def test_hostile_or_broken_jq_programs_fail_within_the_budget(template, message)
     ("{{ fromJson('{') }}", "invalid JSON"),
     ("{{ 5 contains 1 }}", "contains needs a string, a list or a map"),
     ("{{ 'x' | keys }}", "keys needs a map"),
+    ("{{ max(1, 'a') }}", "max() cannot compare int, str"),
+    ("{{ m | merge([1]) }}", "merge takes two maps or two lists"),
     ("{{ render('{{ nope }}') }}", "'nope' is undefined"),
     ("{{ currentEachOutput(outputs.child) }}", "currentEachOutput is only known while a task runs"),
 ])
