@@ -30,7 +30,8 @@ from .permissions import Actor, actor_for_user, allowed, tenants_for, worker_gro
 from .selectors import DEFAULT_TENANT, alive_since, worker_group_health
 from .services import (
     flow_delete, flow_upload, flow_validate, membership_remove, membership_set, namespace_set, tenant_create,
-    tenant_update, worker_group_create, worker_group_delete, worker_group_update,
+    tenant_update, worker_group_create, worker_group_delete, worker_group_drain, worker_group_resume,
+    worker_group_update,
 )
 from .triggers import trigger_state_disable, trigger_state_enable, trigger_state_unlock
 
@@ -786,22 +787,27 @@ def health_html(health: dict):
 
 
 class WorkerGroupForm(ServiceForm):
-    fault_fields = {"key": "key", "allowedTenants": "allowed_tenants"}
+    fault_fields = {"key": "key", "allowedTenants": "allowed_tenants", "concurrencyLimit": "concurrency_limit"}
 
     class Meta:
         model = WorkerGroup
-        fields = ["key", "description", "allowed_tenants"]
+        fields = ["key", "description", "allowed_tenants", "concurrency_limit", "init_script"]
         help_texts = {
             "key": "The Celery queue its workers consume: celery -A project worker -Q KEY.",
             "allowed_tenants": "Tenants that may run tasks on this group; none selected = every tenant.",
+            "concurrency_limit": "At most this many task runs RUNNING at once across the group; empty = no limit. "
+                                 "Applies at once.",
+            "init_script": "A shell script each worker of the group runs once at start, before it takes work.",
         }
 
     def call_service(self):
         data = self.cleaned_data
-        tenants = [tenant.key for tenant in data.get("allowed_tenants") or []]
+        fields = {"description": data.get("description", ""), "concurrency_limit": data.get("concurrency_limit"),
+                  "init_script": data.get("init_script", ""),
+                  "allowed_tenants": [tenant.key for tenant in data.get("allowed_tenants") or []]}
         if self.instance.pk:
-            return worker_group_update(key=self.instance.key, description=data.get("description", ""), allowed_tenants=tenants)
-        return worker_group_create(key=data["key"], description=data.get("description", ""), allowed_tenants=tenants)
+            return worker_group_update(key=self.instance.key, **fields)
+        return worker_group_create(key=data["key"], **fields)
 
 
 @admin.register(WorkerGroup)
@@ -815,6 +821,20 @@ class WorkerGroupAdmin(ServiceAdmin):
     list_display = ("key", "description", "tenants", "health", "updated")
     search_fields = ("key", "description")
     filter_horizontal = ("allowed_tenants",)
+    actions = ["drain", "resume"]
+
+    @admin.action(description="Drain the selected groups (finish what runs, take no new work)",
+                  permissions=["change"])
+    def drain(self, request, queryset):
+        for group in queryset:
+            worker_group_drain(key=group.key)
+        self.message_user(request, f"{queryset.count()} worker group(s) drained (docs/operations.md).")
+
+    @admin.action(description="Resume the selected groups", permissions=["change"])
+    def resume(self, request, queryset):
+        for group in queryset:
+            worker_group_resume(key=group.key)
+        self.message_user(request, f"{queryset.count()} worker group(s) resumed.")
 
     def get_queryset(self, request):
         actor = actor_of(request)
@@ -864,7 +884,7 @@ class WorkerGroupAdmin(ServiceAdmin):
     def get_fields(self, request, obj=None):
         if not actor_of(request).is_superuser:
             return ["key", "description", "tenants", "health", "created", "updated"]
-        fields = ["key", "description", "allowed_tenants"]
+        fields = ["key", "description", "allowed_tenants", "concurrency_limit", "init_script"]
         return fields + ["health", "created", "updated"] if obj else fields
 
     @admin.display(description="allowed tenants")

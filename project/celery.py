@@ -71,6 +71,7 @@ def install_fixup(app: Celery) -> DjangoFixup:
 app = Celery("project", fixups=[f"{__name__}:install_fixup"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.steps["consumer"].add("workers.bootsteps:InitScriptStep")
 app.steps["consumer"].add("workers.bootsteps:HeartbeatStep")
 
 

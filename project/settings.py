@@ -190,6 +190,8 @@ LOST_WORKER_MAX_REATTEMPTS = env.int("LOST_WORKER_MAX_REATTEMPTS", default=3)
 
 # /metrics is open unless this is set; then it takes `Authorization: Bearer <METRICS_TOKEN>` (docs/operations.md).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# A worker group's init script (docs/operations.md) that runs longer than this stops the worker.
+WORKER_INIT_SCRIPT_TIMEOUT = env.float("WORKER_INIT_SCRIPT_TIMEOUT", default=600.0)
 # A running task's log lines are written while it runs, at most this long apart (docs/operations.md).
 TASK_LOG_FLUSH_SECONDS = env.float("TASK_LOG_FLUSH_SECONDS", default=0.5)
 

@@ -5,8 +5,32 @@ from celery import bootsteps
 from django.conf import settings
 
 from .heartbeat import Heart
+from .init_script import InitScriptFailed, init_scripts_run
 
 logger = logging.getLogger(__name__)
+
+
+class InitScriptStep(bootsteps.StartStopStep):
+    """Runs the init scripts of the worker's groups once, when the consumer first starts: before the
+    heart beats (the worker is not alive for routing yet) and before it takes any work. A failing
+    script stops the worker (Celery logs it as an unrecoverable error and exits with status 1)."""
+
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def __init__(self, consumer, **kwargs):
+        super().__init__(consumer, **kwargs)
+        self.done = False
+
+    def start(self, consumer):
+        if self.done:  # a consumer restarted after a lost broker connection: already run
+            return
+        queues = [queue.name for queue in consumer.task_consumer.queues]
+        try:
+            init_scripts_run(hostname=consumer.hostname, queues=queues)
+        except InitScriptFailed as failure:
+            logger.error("%s", failure)
+            raise
+        self.done = True
 
 
 class HeartbeatStep(bootsteps.StartStopStep):
@@ -17,7 +41,7 @@ class HeartbeatStep(bootsteps.StartStopStep):
     groups at once, and records the stop only at the end (`shutdown`, called once the pool has
     finished the running tasks)."""
 
-    requires = {"celery.worker.consumer.tasks:Tasks"}
+    requires = {"celery.worker.consumer.tasks:Tasks", "workers.bootsteps:InitScriptStep"}
 
     def __init__(self, consumer, **kwargs):
         super().__init__(consumer, **kwargs)

@@ -249,3 +249,22 @@ def test_deleting_a_flow_in_the_admin_keeps_its_history(admin_client):
     assert response.status_code == 302
     flow.refresh_from_db()
     assert flow.deleted and flow.revisions.count() == 1
+
+
+def test_worker_group_drain_and_resume_actions_and_the_limit_field(admin_client):
+    group = worker_group_create(key="gpu")
+    url = reverse("admin:flows_workergroup_changelist")
+
+    admin_client.post(url, {"action": "drain", "_selected_action": [group.pk]})
+    group.refresh_from_db()
+    assert group.drained and "DRAINED" in page(admin_client.get(url))
+    admin_client.post(url, {"action": "resume", "_selected_action": [group.pk]})
+    group.refresh_from_db()
+    assert not group.drained
+
+    change = reverse("admin:flows_workergroup_change", args=[group.pk])
+    refused = admin_client.post(change, {"description": "", "concurrency_limit": "0", "init_script": ""})
+    assert refused.status_code == 200 and "at least 1" in page(refused)
+    admin_client.post(change, {"description": "", "concurrency_limit": "2", "init_script": "echo hi"})
+    group.refresh_from_db()
+    assert (group.concurrency_limit, group.init_script) == (2, "echo hi")
