@@ -78,7 +78,7 @@ def taskruns_reconcile() -> dict:
     lost = TaskRun.objects.filter(state=State.RUNNING, start_date__lt=alive_since()).exclude(worker_id="").exclude(
         worker_id__in=alive_hosts
     )
-    for run in lost:
+    for run in [*lost, *_orphaned(workers)]:
         outcome = _reattempt(run, now)
         if outcome:
             counts[outcome] += 1
@@ -138,18 +138,39 @@ def _stalled_executions(now, limit: int = 200) -> set:
     return stalled
 
 
+def _orphaned(workers) -> list[TaskRun]:
+    """Task runs RUNNING on an alive worker whose pool no longer runs them: their pool process died
+    (killed, out of memory) while the worker's main process goes on beating. A task run counts only
+    if it started a heartbeat interval before the worker last listed what its pool runs, so a task
+    run just claimed is never taken for one that was lost."""
+    margin = timedelta(seconds=settings.WORKER_HEARTBEAT_INTERVAL)
+    orphaned = []
+    for worker in workers:
+        if worker.running_seen is None:
+            continue
+        listed = set(worker.running_task_runs)
+        candidates = TaskRun.objects.filter(state=State.RUNNING, worker_id=worker.hostname,
+                                            start_date__lt=worker.running_seen - margin)
+        orphaned += [run for run in candidates if str(run.id) not in listed]
+    return orphaned
+
+
 def _reattempt(run: TaskRun, now) -> str | None:
-    """The worker running `run` stopped heartbeating: its attempt is lost. Start a new one, unless
-    LOST_WORKER_MAX_REATTEMPTS new attempts were already made for lost workers: then it fails.
-    Returns the count it adds to ("reattempted", "failed", "killed"), or None if it changed nothing."""
+    """The worker running `run` stopped heartbeating, or the pool process running it died: its
+    attempt is lost. Start a new one, unless LOST_WORKER_MAX_REATTEMPTS new attempts were already
+    made for lost workers: then it fails. Returns the count it adds to ("reattempted", "failed",
+    "killed"), or None if it changed nothing."""
     if Execution.objects.filter(id=run.execution_id, state=State.KILLING).exists():
         return "killed" if taskrun_kill_lost(run=run, when=now) else None
     limit = settings.LOST_WORKER_MAX_REATTEMPTS
+    alive = any(worker.hostname == run.worker_id for worker in alive_workers())
+    what = (f"the pool process running it on worker {run.worker_id} died" if alive
+            else f"worker {run.worker_id} stopped heartbeating")
     if lost_attempts(run) >= limit:
-        message = (f"worker {run.worker_id} stopped heartbeating during attempt {run.attempt}; no new attempt: "
+        message = (f"{what} during attempt {run.attempt}; no new attempt: "
                    f"the task run already lost {limit} worker(s) (LOST_WORKER_MAX_REATTEMPTS={limit})")
         return "failed" if taskrun_fail_lost(run=run, message=message, when=now) else None
-    message = f"worker {run.worker_id} stopped heartbeating; starting attempt {run.attempt + 1}"
+    message = f"{what}; starting attempt {run.attempt + 1}"
     if not taskrun_reattempt(run=run, message=message, when=now):
         return None
     dispatch.send([dispatch.taskrun_message(taskrun_id=run.id, attempt=run.attempt + 1,

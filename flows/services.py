@@ -195,13 +195,17 @@ def worker_group_delete(*, key: str) -> None:
 
 
 def worker_heartbeat(*, hostname: str, groups: list[str], pid: int, concurrency: int, running: int,
-                     resumed: bool = False, drained: list[str] = ()) -> None:
+                     resumed: bool = False, drained: list[str] = (), running_task_runs: list[str] | None = None,
+                     running_seen=None) -> None:
     """`resumed`: the worker's first beat, or the first after a break (its beats failed or came late):
     `first_seen` then restarts, so it says since when the worker has been beating without a break.
-    `drained`: the queues among `groups` it does not consume now."""
+    `drained`: the queues among `groups` it does not consume now. `running_task_runs`: the ids of
+    the task runs its pool was running at `running_seen`."""
     now = timezone.now()
     fields = {"groups": sorted(groups), "drained": sorted(drained), "pid": pid, "concurrency": concurrency,
               "running": running, "last_heartbeat": now}
+    if running_task_runs is not None:
+        fields.update(running_task_runs=running_task_runs, running_seen=running_seen or now)
     if resumed:
         fields["first_seen"] = now
     if not Worker.objects.filter(hostname=hostname).update(**fields):

@@ -20,11 +20,22 @@ import time
 
 from celery.worker import state as worker_state
 from django.db import close_old_connections
+from django.utils import timezone
 
+from flows.dispatch import RUN_TASKRUN
 from flows.selectors import drain_stored, group_drains
 from flows.services import worker_heartbeat, worker_stopped
 
 logger = logging.getLogger(__name__)
+
+
+def _running_task_runs() -> list[str]:
+    """The task runs this worker's pool runs now: a task run RUNNING here that is missing lost its
+    pool process (flows/reconciler.py)."""
+    return sorted(
+        str(request.args[0]) for request in list(worker_state.active_requests)
+        if request.task_name == RUN_TASKRUN and request.args
+    )
 
 
 class Heart:
@@ -86,11 +97,13 @@ class Heart:
         try:
             close_old_connections()
             self._read_queues()
+            seen, running_task_runs = timezone.now(), _running_task_runs()
             worker_heartbeat(
                 hostname=consumer.hostname, groups=[] if self.leaving else self.members, pid=os.getpid(),
                 concurrency=consumer.pool.num_processes if consumer.pool else 0,
                 running=len(worker_state.active_requests), resumed=resumed,
                 drained=[] if self.leaving else [queue for queue in self.members if queue not in self.consumed],
+                running_task_runs=running_task_runs, running_seen=seen,
             )
             self._last_beat = started
             if not self.leaving:

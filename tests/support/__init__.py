@@ -22,6 +22,16 @@ tasks:
     workerGroup:
       key: {group}
 """
+# A one-task flow that sleeps `{duration}` on group `{group}`: drains, limits and lost workers.
+SLEEP_FLOW_ON_GROUP = """\
+id: nap
+namespace: company.team
+tasks:
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: {duration}
+    workerGroup: {{key: {group}}}
+"""
 TERMINAL = {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED"}
 
 

@@ -9,17 +9,9 @@ from flows.engine import execution_create
 from flows.models import Execution, FlowRevision, State, TaskRun
 from flows.services import flow_upload, worker_group_create, worker_group_update
 from flows.states import taskrun_claim, taskrun_end
-from tests.support import wait_execution, wait_for, workers_alive
+from tests.support import SLEEP_FLOW_ON_GROUP, wait_execution, wait_for, workers_alive
 
-NAP_ON_GPU = """\
-id: nap
-namespace: company.team
-tasks:
-  - id: nap
-    type: io.kestra.plugin.core.flow.Sleep
-    duration: PT1S
-    workerGroup: {key: gpu}
-"""
+NAP_ON_GPU = SLEEP_FLOW_ON_GROUP.format(group="gpu", duration="PT1S")
 
 
 @pytest.mark.django_db(transaction=True)

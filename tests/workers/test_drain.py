@@ -7,19 +7,11 @@ from flows.engine import execution_create
 from flows.models import State, TaskRun, Worker
 from flows.selectors import worker_group_health
 from flows.services import flow_upload
-from tests.support import LOG_FLOW_ON_GROUP, wait_execution, wait_for, workers_alive
+from tests.support import LOG_FLOW_ON_GROUP, SLEEP_FLOW_ON_GROUP, wait_execution, wait_for, workers_alive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SLEEP_ON_GPU = """\
-id: nap
-namespace: company.team
-tasks:
-  - id: nap
-    type: io.kestra.plugin.core.flow.Sleep
-    duration: PT5S
-    workerGroup: {key: gpu}
-"""
+SLEEP_ON_GPU = SLEEP_FLOW_ON_GROUP.format(group="gpu", duration="PT5S")
 
 
 def _start(source: str):
