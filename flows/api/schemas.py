@@ -360,7 +360,7 @@ class Execution(Schema):
             inputs=masking.hide(execution.inputs),
             labels=[Label(key=key, value=value) for key, value in execution.labels.items()],
             trigger=execution.trigger, state=State.of(execution.state, execution.state_history, end=execution.end_date),
-            outputs=masking.hide(execution.outputs) if execution.outputs is not None else None,
+            outputs=masking.mask_deep(masking.hide(execution.outputs), secrets) if execution.outputs is not None else None,
             taskRunList=[TaskRun.of(run, flowable=run.task_id in flowable, secrets=secrets) for run in task_runs],
         )
 
