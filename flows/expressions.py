@@ -427,9 +427,17 @@ def _finalize(value: Any) -> Any:
     return value
 
 
+def _divide(left, right):
+    """`10 / 2` is 5 as in Kestra (Pebble divides integers as integers), and `7 / 2` is 3.5 as in
+    Jinja: an exact quotient of two integers stays an integer."""
+    if type(left) is int and type(right) is int and right and not left % right:
+        return left // right
+    return operator.truediv(left, right)
+
+
 class _BoundedSandbox(ImmutableSandboxedEnvironment):
     """Jinja with Pebble's forms (flows/pebble_syntax.py), every operation within the budget."""
-    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    intercepted_binops = frozenset({"*", "**", "%", "+", "/"})
 
     @property
     def lexer(self):
@@ -460,6 +468,8 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
                 if isinstance(sequence, (str, list, tuple)) and isinstance(count, int):
                     _check_build(len(sequence) * count, "a repeated sequence")
             return operator.mul(left, right)
+        if operator_name == "/":
+            return _divide(left, right)
         if operator_name == "%":
             if isinstance(left, str):
                 return _percent(left, right)

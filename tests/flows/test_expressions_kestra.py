@@ -62,6 +62,8 @@ def r(template: str, **extra) -> str:
     ("{{ 'a ?? b ? c : d equals e contains f null' }}", "a ?? b ? c : d equals e contains f null"),
     ("{{ '{{ x }}' }}", "{{ x }}"),
     ("{{ m.equals ?? 'attribute, not operator' }}", "attribute, not operator"),
+    # an exact quotient of integers stays an integer, as Pebble prints it
+    ("{{ 10 / 2 }} {{ 7 / 2 }} {{ 1.0 / 2 }} {{ items | length / 3 }}", "5 3.5 0.5 1"),
     # booleans and null print as in Kestra
     ("{{ flag }} {{ 1 == 2 }} [{{ nothing }}]", "true false []"),
 ])
