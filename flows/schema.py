@@ -437,6 +437,31 @@ class SubflowTask(TaskBase):
     flowable: ClassVar[bool] = True  # the executor starts and watches the child; no worker is held
 
 
+class ItemsBatch(Strict):
+    rows: int | str | None = Field(default=None, description="Lines per batch.")
+    bytes: str | None = Field(default=None, description="At most this size per batch (`10MB`, `512KB`, `100B`).")
+    partitions: int | str | None = Field(default=None, description="This many batches of near-equal line counts.")
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if sum(value is not None for value in (self.rows, self.bytes, self.partitions)) > 1:
+            raise ValueError("split the items by one of rows, bytes or partitions")
+        if self.rows is None and self.bytes is None and self.partitions is None:
+            self.rows = 1
+        return self
+
+
+class ForEachItemTask(SubflowTask):
+    """Splits the file `items` (a `kestra:///` URI of the flow's namespace, one item per line) into
+    batches and starts one execution of the subflow per batch (`{{ taskrun.items }}` is the batch's
+    URI, `{{ taskrun.iteration }}` its index), at most `concurrencyLimit` running at once (0: no limit)."""
+
+    type: Literal["io.kestra.plugin.core.flow.ForEachItem", "io.kestra.core.tasks.flows.ForEachItem"]
+    items: str
+    batch: ItemsBatch = Field(default_factory=ItemsBatch)
+    concurrencyLimit: int = Field(default=0, ge=0)
+
+
 class LabelsTask(TaskBase):
     """Adds `labels` (a map, a list of key/value, or an expression that renders a map) to the
     execution's labels, replacing those of the same key; keys and values are rendered. Run by the
@@ -453,7 +478,7 @@ Task = Annotated[
         ReturnTask, LogTask, EchoTask, SleepTask, OutputValuesTask, FailTask,
         ShellCommandsTask, ShellScriptTask, PythonCommandsTask, PythonScriptTask, HttpRequestTask,
         KvSetTask, KvGetTask, KvDeleteTask, ResumeTask, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, EachSequentialTask, EachParallelTask,
-        AllowFailureTask, WaitForTask, DagTask, PauseTask, SubflowTask, LabelsTask,
+        AllowFailureTask, WaitForTask, DagTask, PauseTask, SubflowTask, ForEachItemTask, LabelsTask,
     ],
     Field(discriminator="type"),
 ]

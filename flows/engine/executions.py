@@ -99,8 +99,9 @@ class _Advance:
         execution, evaluation, state = self.execution, self.evaluation, self.tree_state
         evaluation.save()
         for child in evaluation.started_executions:  # Subflows (docs/core-tasks.md)
-            child.save(force_insert=True)
-            dispatch.send([dispatch.advance_message(execution_id=child.id)])
+            if not Execution.objects.filter(id=child.id).exists():  # an evaluation that raced this one started it
+                child.save(force_insert=True)
+                dispatch.send([dispatch.advance_message(execution_id=child.id)])
         for child_id in evaluation.executions_to_kill:
             try:
                 execution_kill(execution_id=child_id)

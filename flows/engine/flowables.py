@@ -8,14 +8,15 @@ are the evaluation's, the same for every type.
 """
 import ast
 import json
+from collections import Counter
 from datetime import timedelta
 
 from .. import schema
 from ..context import with_taskrun
 from ..durations import parse_duration
 from ..expressions import ExpressionError, is_template, is_truthy, render, render_deep
-from ..models import State
-from .subflows import subflow_child, subflow_outcome
+from ..models import TERMINAL_STATES, Execution, State
+from .subflows import items_split, subflow_child, subflow_outcome
 
 
 WAITFOR_TYPE = "io.kestra.plugin.core.flow.WaitFor"
@@ -293,6 +294,45 @@ class Subflow:
         return state
 
 
+class ForEachItem:
+    """Splits its items when created (the batches are stored files), then starts one subflow
+    execution per batch, at most `concurrencyLimit` running at once; with `wait`, ends once every
+    child has ended, with `iterations` counting their states (docs/core-tasks.md)."""
+
+    def plan(self, task: schema.ForEachItemTask, context: dict) -> dict:
+        return items_split(task, context)
+
+    def advance(self, evaluation, run, task: schema.ForEachItemTask) -> str:
+        executions = dict(run.outputs.get("executions") or {})
+        states = {str(child): state for child, state in
+                  Execution.objects.filter(id__in=list(executions.values())).values_list("id", "state")}
+        if evaluation.killing:
+            for child_id, state in states.items():
+                if state not in TERMINAL_STATES:
+                    evaluation.kill_execution(child_id)
+            return State.KILLED
+        running = sum(state not in TERMINAL_STATES for state in states.values())
+        context = with_taskrun(evaluation.context(), run, evaluation.by_id)
+        for index, uri in enumerate(run.outputs.get("batches", [])):
+            if str(index) in executions:
+                continue
+            if task.wait and task.concurrencyLimit and running >= task.concurrencyLimit:
+                break
+            batch = {**context, "taskrun": {**context["taskrun"], "items": uri, "iteration": index}}
+            child = subflow_child(parent=evaluation.execution, run=run, task=task, context=batch, batch=index)
+            evaluation.start_execution(child)
+            executions[str(index)] = str(child.id)
+            running += 1
+        if not task.wait or len(executions) < run.outputs.get("numberOfBatches", 0) or running:
+            if executions != run.outputs.get("executions"):
+                evaluation.set_outputs(run, {**run.outputs, "executions": executions})
+            return State.SUCCESS if not task.wait else State.RUNNING
+        iterations = {State.CREATED: 0, State.RUNNING: 0, **Counter(states.values())}
+        evaluation.set_outputs(run, {**run.outputs, "iterations": iterations})
+        failed = task.transmitFailed and {State.FAILED, State.KILLED} & set(states.values())
+        return State.FAILED if failed else State.SUCCESS
+
+
 HANDLERS = {
     schema.SequentialTask: Sequential(),
     schema.ParallelTask: Parallel(),
@@ -307,6 +347,7 @@ HANDLERS = {
     schema.LabelsTask: Labels(),
     schema.PauseTask: Pause(),
     schema.SubflowTask: Subflow(),
+    schema.ForEachItemTask: ForEachItem(),
 }
 
 

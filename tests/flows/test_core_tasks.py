@@ -366,3 +366,50 @@ tasks:
     child = wait_execution(nap.execution_id, timeout=30)
     assert parent.state == State.KILLED and child.state == State.KILLED
     assert TaskRun.objects.get(id=nap.id).state == State.KILLED
+
+
+def test_for_each_item_over_a_1000_row_file_in_batches_of_100(engine):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from flows import storage
+    from flows.services import flow_upload
+
+    flow_upload(tenant_key="main", source="""
+id: for-each-item-subflow
+namespace: io.kestra.tests
+inputs:
+  - {id: items, type: STRING}
+tasks:
+  - id: per-item
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ inputs.items }}"
+""")
+    rows = SimpleUploadedFile("rows.csv", b"".join(f"row {n}\n".encode() for n in range(1000)))
+    execution = run_flow("""
+id: for-each-item
+namespace: io.kestra.tests
+inputs:
+  - {id: file, type: FILE}
+  - {id: batch, type: INT}
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEachItem
+    items: "{{ inputs.file }}"
+    batch:
+      rows: "{{ inputs.batch }}"
+    namespace: io.kestra.tests
+    flowId: for-each-item-subflow
+    wait: true
+    transmitFailed: true
+    concurrencyLimit: 4
+    inputs:
+      items: "{{ taskrun.items }}"
+""", inputs={"file": rows, "batch": "100"}, timeout=120)
+    each = task_runs(execution)["each"]
+    children = Execution.objects.filter(flow_id="for-each-item-subflow")
+    assert execution.state == State.SUCCESS
+    assert each.outputs["numberOfBatches"] == 10 and each.outputs["iterations"]["SUCCESS"] == 10
+    assert children.count() == 10 and all(child.state == State.SUCCESS for child in children)
+    read = [storage.read(tenant_key="main", path=child.inputs["items"][len("kestra:///"):]) for child in children]
+    assert sorted(line for batch in read for line in batch.splitlines()) == sorted(f"row {n}".encode() for n in range(1000))
+    assert all(batch.count(b"\n") == 100 for batch in read)

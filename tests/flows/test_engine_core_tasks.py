@@ -609,3 +609,68 @@ def test_a_child_never_reaches_a_group_that_does_not_allow_its_tenant():
     child = _child_of(parent)
     assert child.state == State.FAILED and "secret" in child.task_runs.get(task_id="work").error
     assert parent.state == State.FAILED and "secret" not in driver.queues()
+
+
+# --- ForEachItem ---------------------------------------------------------------------------------
+
+ITEMS_CHILD = """
+id: per-batch
+namespace: company.team
+inputs:
+  - {id: items, type: STRING}
+tasks:
+  - {id: per-item, type: io.kestra.plugin.core.log.Log, message: "{{ inputs.items }}"}
+"""
+FOR_EACH_ITEM = FLOW + """
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEachItem
+    items: "{{ 'kestra:///company/team/_files/items.txt' }}"
+    batch: BATCH
+    namespace: company.team
+    flowId: per-batch
+    concurrencyLimit: 2
+    inputs: {items: "{{ taskrun.items }}"}
+"""
+
+
+def test_for_each_item_starts_one_child_per_batch_within_its_concurrency_limit():
+    from flows import storage
+
+    storage.put(tenant_key="main", path="company/team/_files/items.txt",
+                content=b"".join(f"row {n}\n".encode() for n in range(10)))
+    flow_upload(source=ITEMS_CHILD, tenant_key="main")
+    driver = EngineDriver()
+    parent = driver.start(FOR_EACH_ITEM.replace("BATCH", "{rows: 3}"))
+    driver.deliver(driver.sent[0])
+    each = parent.task_runs.get(task_id="each")
+    assert each.outputs["numberOfBatches"] == 4 and len(each.outputs["executions"]) == 2  # two at once
+
+    driver.deliver_all()
+    parent.refresh_from_db()
+    each.refresh_from_db()
+    children = Execution.objects.filter(flow_id="per-batch").order_by("created")
+    assert parent.state == State.SUCCESS and children.count() == 4
+    assert each.outputs["iterations"] == {"CREATED": 0, "RUNNING": 0, "SUCCESS": 4}
+    batches = [storage.read(tenant_key="main", path=child.inputs["items"][len("kestra:///"):]) for child in children]
+    assert batches == [b"row 0\nrow 1\nrow 2\n", b"row 3\nrow 4\nrow 5\n", b"row 6\nrow 7\nrow 8\n", b"row 9\n"]
+
+
+@pytest.mark.parametrize("batch, sizes", [("{partitions: 3}", [4, 3, 3]), ("{bytes: 12B}", [2, 2, 2, 2, 2])])
+def test_for_each_item_splits_by_partitions_or_bytes(batch, sizes):
+    from flows import storage
+
+    storage.put(tenant_key="main", path="company/team/_files/items.txt",
+                content=b"".join(f"row {n}\n".encode() for n in range(10)))
+    flow_upload(source=ITEMS_CHILD, tenant_key="main")
+    parent = EngineDriver().run(FOR_EACH_ITEM.replace("BATCH", batch))
+    children = Execution.objects.filter(flow_id="per-batch").order_by("created")
+    lines = [storage.read(tenant_key="main", path=child.inputs["items"][len("kestra:///"):]).count(b"\n")
+             for child in children]
+    assert parent.state == State.SUCCESS and lines == sizes
+
+
+def test_for_each_item_over_a_missing_file_fails_naming_it():
+    flow_upload(source=ITEMS_CHILD, tenant_key="main")
+    parent = EngineDriver().run(FOR_EACH_ITEM.replace("BATCH", "{rows: 3}"))
+    assert parent.state == State.FAILED and "items.txt" in parent.task_runs.get(task_id="each").error
