@@ -50,7 +50,7 @@ def _guarded(run: TaskRun, from_state: str, **fields) -> bool:
     matching = TaskRun.objects.filter(id=run.id, state=from_state, attempt=run.attempt)
     if from_state != State.RUNNING:
         return matching.update(**fields) == 1
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         changed = matching.update(**fields) == 1
         if changed:
             capacity.slots_hand_on(run.worker_group, when=timezone.now())
