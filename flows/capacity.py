@@ -14,7 +14,7 @@ from datetime import datetime
 from django.db.models import Q
 
 from . import dispatch
-from .models import State, TaskRun, WorkerGroup, queue_for_group
+from .models import WORKING_DIRECTORY_TYPE, State, TaskRun, WorkerGroup, queue_for_group
 
 DRAINED = "drained"
 NO_SLOT = "no slot"
@@ -35,6 +35,12 @@ def _waiters(key: str):
     return TaskRun.objects.filter(worker_group=key, state=State.CREATED, slot_wait_since__isnull=False)
 
 
+def _running(key: str) -> int:
+    """Task runs of group `key` holding a slot: a WorkingDirectory's tasks run in its own slot."""
+    return (TaskRun.objects.filter(worker_group=key, state=State.RUNNING)
+            .exclude(parent__task_type=WORKING_DIRECTORY_TYPE).count())
+
+
 def claim_refusal(run: TaskRun, *, worker_id: str, when: datetime) -> str | None:
     """Why `worker_id` may not start `run` now (DRAINED, NO_SLOT), or None. Call inside the claim's
     transaction: the group row stays locked until the claim is written. A task run refused for
@@ -50,7 +56,7 @@ def claim_refusal(run: TaskRun, *, worker_id: str, when: datetime) -> str | None
         return DRAINED
     if group.concurrency_limit is None:
         return None
-    running = TaskRun.objects.filter(worker_group=group.key, state=State.RUNNING).count()
+    running = _running(group.key)
     older = _waiters(group.key).exclude(id=run.id)
     if run.slot_wait_since is not None:
         older = older.filter(Q(slot_wait_since__lt=run.slot_wait_since)
@@ -72,7 +78,7 @@ def slots_hand_on(key: str, *, when: datetime) -> int:
         return 0
     waiters = _waiters(key).order_by("slot_wait_since", "id")
     if group.concurrency_limit is not None:
-        running = TaskRun.objects.filter(worker_group=key, state=State.RUNNING).count()
+        running = _running(key)
         waiters = waiters[:max(group.concurrency_limit - running, 0)]
     sent = list(waiters.values_list("id", "attempt"))
     if sent:

@@ -63,8 +63,8 @@ def parse_flow(source: str) -> ParsedFlow:
     data = located.data
     if not isinstance(data, dict):
         raise UserError([located.fault((), "a flow must be a YAML mapping with id, namespace and tasks")])
+    faults: list[Fault] = _working_directory_faults(located)  # on the YAML as written, before pluginDefaults
     _apply_plugin_defaults(data)
-    faults: list[Fault] = []
     document = None
     try:
         document = schema.FlowDocument.model_validate(data)
@@ -317,6 +317,30 @@ def _dag_cycles(depends: dict[str, list]) -> list[tuple[str, int, list[str]]]:
         if task_id not in done:
             visit(task_id)
     return found
+
+
+WORKING_DIRECTORY_TYPES = schema.WorkingDirectoryTask.model_fields["type"].annotation.__args__
+
+
+def _working_directory_faults(located: LocatedDocument) -> list[Fault]:
+    """A WorkingDirectory holds runnable tasks only, and they take its worker group, as in Kestra
+    (docs/core-tasks.md)."""
+    faults = []
+    for path, task in _raw_tasks(located.data):
+        children = task.get("tasks") if task.get("type") in WORKING_DIRECTORY_TYPES else None
+        for index, child in enumerate(children if isinstance(children, list) else []):
+            if not isinstance(child, dict):
+                continue
+            model = _MODELS_BY_TYPE.get(child.get("type"))
+            if model is not None and (model.flowable or model.block):
+                faults.append(located.fault(path + ("tasks", index, "type"), (
+                    f"'{child['type']}' cannot run inside a WorkingDirectory: only runnable tasks are allowed "
+                    "as children of a WorkingDirectory task")))
+            if "workerGroup" in child:
+                faults.append(located.fault(path + ("tasks", index, "workerGroup"), (
+                    "a task inside a WorkingDirectory cannot set a workerGroup: set it on the WorkingDirectory, "
+                    "whose worker runs all its tasks")))
+    return faults
 
 
 def _template_faults(located: LocatedDocument) -> list[Fault]:

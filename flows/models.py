@@ -40,6 +40,8 @@ class State(models.TextChoices):
 
 TERMINAL_STATES = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED, State.SKIPPED,
                              State.RETRIED})
+# A WorkingDirectory's task runs: its worker runs the tasks it holds (docs/core-tasks.md).
+WORKING_DIRECTORY_TYPE = "io.kestra.plugin.core.flow.WorkingDirectory"
 
 
 class Tenant(models.Model):

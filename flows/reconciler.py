@@ -19,11 +19,11 @@ from .engine import execution_advance, execution_kill
 from .engine.sla import sla_overdue_enforce
 from .errors import UserError
 from .fallback import fallback_decide
-from .models import Execution, State, TaskRun, queue_for_group
+from .models import WORKING_DIRECTORY_TYPE, Execution, State, TaskRun, queue_for_group
 from .routing import worker_group_problem
 from .selectors import alive_queues, alive_since, alive_workers, broker_queue_length
 from .states import (
-    lost_attempts, taskrun_end_waiting, taskrun_fail_lost, taskrun_kill_lost, taskrun_reattempt, taskrun_republished,
+    lost_attempts, taskrun_children_end_lost, taskrun_end_waiting, taskrun_fail_lost, taskrun_kill_lost, taskrun_reattempt, taskrun_republished,
 )
 
 logger = logging.getLogger(__name__)
@@ -77,9 +77,13 @@ def taskruns_reconcile() -> dict:
     alive_hosts = {worker.hostname for worker in workers}
     lost = TaskRun.objects.filter(state=State.RUNNING, start_date__lt=alive_since()).exclude(worker_id="").exclude(
         worker_id__in=alive_hosts
-    )
+    ).exclude(parent__task_type=WORKING_DIRECTORY_TYPE)  # a block's tasks start again with the block
     for run in [*lost, *_orphaned(workers)]:
         outcome = _reattempt(run, now)
+        if outcome and run.task_type == WORKING_DIRECTORY_TYPE:
+            taskrun_children_end_lost(block=run, state=State.KILLED if outcome == "killed" else State.FAILED, when=now,
+                                      message=f"the WorkingDirectory '{run.task_id}' lost its worker "
+                                              f"{run.worker_id} during attempt {run.attempt}")
         if outcome:
             counts[outcome] += 1
             to_advance.add(run.execution_id)
@@ -150,7 +154,8 @@ def _orphaned(workers) -> list[TaskRun]:
             continue
         listed = set(worker.running_task_runs)
         candidates = TaskRun.objects.filter(state=State.RUNNING, worker_id=worker.hostname,
-                                            start_date__lt=worker.running_seen - margin)
+                                            start_date__lt=worker.running_seen - margin).exclude(
+            parent__task_type=WORKING_DIRECTORY_TYPE)  # a block's tasks run in the block's pool process
         orphaned += [run for run in candidates if str(run.id) not in listed]
     return orphaned
 

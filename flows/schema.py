@@ -121,6 +121,8 @@ class TaskBase(Strict):
                                                         "(docs/flow-properties.md).")
 
     flowable: ClassVar[bool] = False
+    # Sent to a worker as one unit that runs tasks it holds (WorkingDirectory, docs/core-tasks.md).
+    block: ClassVar[bool] = False
 
     @property
     def kind(self) -> str:
@@ -473,12 +475,38 @@ class LabelsTask(TaskBase):
     flowable: ClassVar[bool] = True  # no children, but the executor runs it
 
 
+class WorkingDirectoryCache(Strict):
+    patterns: list[str] = Field(min_length=1, description="Globs of the files to keep between executions.")
+    ttl: Duration | None = Field(default=None, description="How long a kept archive is used.")
+
+
+class WorkingDirectoryTask(TaskBase):
+    """Runs its `tasks` (runnable tasks only) one after another on one worker of its worker group, in
+    one working directory they share (`{{ workingDir }}`): a file written by one is there for the
+    next. Each task still has a task run of its own. `namespaceFiles` and `inputFiles` are laid in
+    before the first task; `outputFiles` are stored after the last (`outputs.<id>.outputFiles`).
+    A worker lost mid-block: the block starts again on another worker of the same group."""
+
+    type: Literal["io.kestra.plugin.core.flow.WorkingDirectory", "io.kestra.core.tasks.flows.WorkingDirectory",
+                  "io.kestra.core.tasks.flows.Worker"]
+    tasks: list["Task"] = Field(min_length=1)
+    errors: list["Task"] = Field(default_factory=list)
+    inputFiles: dict[str, str] | None = None
+    namespaceFiles: NamespaceFiles | None = None
+    outputFiles: list[OutputFilePattern] = Field(default_factory=list)
+    cache: WorkingDirectoryCache | None = Field(default=None, description="Accepted; no cache is kept "
+                                                                          "(docs/core-tasks.md).")
+
+    block: ClassVar[bool] = True
+
+
 Task = Annotated[
     Union[
         ReturnTask, LogTask, EchoTask, SleepTask, OutputValuesTask, FailTask,
         ShellCommandsTask, ShellScriptTask, PythonCommandsTask, PythonScriptTask, HttpRequestTask,
         KvSetTask, KvGetTask, KvDeleteTask, ResumeTask, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, EachSequentialTask, EachParallelTask,
         AllowFailureTask, WaitForTask, DagTask, PauseTask, SubflowTask, ForEachItemTask, LabelsTask,
+        WorkingDirectoryTask,
     ],
     Field(discriminator="type"),
 ]
@@ -917,7 +945,8 @@ INPUT_TYPES = tuple(model.model_fields["type"].annotation.__args__[0] for model 
 
 # The Pause task's `onResume` inputs are Inputs, defined after the tasks: rebuild what holds tasks.
 for _model in (PauseTask, FlowableBase, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask,
-               EachSequentialTask, EachParallelTask, AllowFailureTask, WaitForTask, DagEntry, DagTask):
+               EachSequentialTask, EachParallelTask, AllowFailureTask, WaitForTask, DagEntry, DagTask,
+               WorkingDirectoryTask):
     _model.model_rebuild(force=True)
 
 

@@ -172,6 +172,35 @@ def taskrun_fail_lost(*, run: TaskRun, message: str, when: datetime) -> bool:
     return changed
 
 
+def taskrun_child_create(*, block: TaskRun, child: TaskRun, skipped: bool, when: datetime) -> bool:
+    """Store `child`, a task of the WorkingDirectory `block`, RUNNING on the block's worker (or
+    SKIPPED), if the block is still RUNNING at the same attempt on that worker (docs/core-tasks.md)."""
+    with transaction.atomic():
+        holder = TaskRun.objects.select_for_update().filter(id=block.id, state=State.RUNNING, attempt=block.attempt,
+                                                             worker_id=block.worker_id)
+        if not holder.exists():
+            return False
+        child.state_history = history_with(child, State.CREATED, when=when)
+        transition(child, State.SKIPPED if skipped else State.RUNNING, when)
+        child.start_date = None if skipped else when
+        child.save(force_insert=True)
+    return True
+
+
+def taskrun_children_end_lost(*, block: TaskRun, state: str, message: str, when: datetime) -> int:
+    """The children of a WorkingDirectory `block` that were running when its worker was lost end in
+    `state` (FAILED, or KILLED when the execution is being killed); returns how many."""
+    ended = 0
+    for child in TaskRun.objects.filter(parent_id=block.id, state=State.RUNNING):
+        with transaction.atomic(savepoint=False):
+            if _guarded(child, State.RUNNING, state=state, error=message if state == State.FAILED else "",
+                        end_date=when, attempts=attempts_with(child, state, when, worker_lost=True),
+                        state_history=history_with(child, state, when=when)):
+                _log(child, "ERROR" if state == State.FAILED else "WARN", message).save()
+                ended += 1
+    return ended
+
+
 def taskrun_kill_lost(*, run: TaskRun, when: datetime) -> bool:
     """RUNNING → KILLED: its execution is being killed and its worker is gone, so nobody else will end it."""
     return _guarded(run, State.RUNNING, state=State.KILLED, end_date=when,

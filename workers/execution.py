@@ -6,7 +6,9 @@ task needs and ending it are each tried again with a fresh connection until the 
 that is alive; a kill check that cannot reach the database assumes no kill (docs/guarantees.md).
 """
 import logging
+import tempfile
 import time
+from pathlib import Path
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.utils import timezone
@@ -15,11 +17,14 @@ from flows.context import build_context
 from flows.definition import parse_flow_cached
 from flows.durations import parse_duration
 from flows.engine import taskrun_finish, taskrun_logs_write
-from flows.expressions import ExpressionError
+from flows.engine.blocks import block_child_end, block_child_start, block_state
+from flows.engine.evaluation import tolerated
+from flows.expressions import ExpressionError, is_truthy, render
 from flows.models import Execution, State, TaskRun
 from flows.states import taskrun_claim, taskrun_claimed
 
-from .runners import RUNNERS, Runtime, TaskFailed, TaskStopped
+from . import workdir as storage_files
+from .runners import RUNNERS, Runtime, TaskFailed, TaskStopped, output_files_store, script_user, working_directory
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +36,16 @@ def taskrun_execute(*, taskrun_id: str, attempt: int, worker_id: str) -> None:
     if run is None:  # another worker has it, or it ended (killed, failed by fallback) meanwhile
         return
     task, runtime = _with_database(lambda: _prepare(run), doing=f"preparing task run {run.id}")
+    state, outputs, error = _run_block(run, task, runtime) if task.block else _run(task, runtime)
+    _once(run, lambda: taskrun_finish(run=run, task=task, state=state, outputs=outputs, error=error,
+                                      logs=runtime.unwritten_lines()), doing=f"ending task run {run.id}")
+
+
+def _outcome(action, runtime: Runtime) -> tuple[str, dict, str]:
+    """(state, outputs, error) of `action()`, whatever it raises; the error is logged."""
     outputs, error, state = {}, "", State.SUCCESS
     try:
-        outputs = RUNNERS[task.kind](task, runtime) or {}
+        outputs = action() or {}
     except TaskFailed as failure:
         outputs, error, state = failure.outputs, str(failure), failure.ends_in
     except TaskStopped as stop:
@@ -44,28 +56,94 @@ def taskrun_execute(*, taskrun_id: str, attempt: int, worker_id: str) -> None:
         error, state = f"{type(failure).__name__}: {failure}", State.FAILED
     if error:
         runtime.log("ERROR" if state == State.FAILED else "WARN", error, always=True)
-    _finish(run, task=task, state=state, outputs=outputs, error=error, logs=runtime.unwritten_lines())
+    return state, outputs, error
 
 
-def _prepare(run: TaskRun):
+def _run(task, runtime: Runtime) -> tuple[str, dict, str]:
+    return _outcome(lambda: RUNNERS[task.kind](task, runtime), runtime)
+
+
+def _prepare(run: TaskRun, *, workdir: Path | None = None, within: float | None = None):
+    """The task of `run` and its Runtime; `workdir` and `within` (a deadline) are its block's."""
     execution = run.execution
     parsed = parse_flow_cached(execution.flow_revision.source)
     task = parsed.tasks_by_id[run.task_id]
     timeout = parse_duration(task.timeout).total_seconds() if task.timeout else None
+    deadline = min(filter(None, (time.monotonic() + timeout if timeout else None, within)), default=None)
 
     def load_context() -> dict:  # the other task runs are read only if the task renders an expression
         runs = list(execution.task_runs.only("id", "execution_id", "parent_id", "task_id", "task_type", "value",
                                              "outputs"))
-        return build_context(execution=execution, document=parsed.document, runs=runs, run=run)
+        context = build_context(execution=execution, document=parsed.document, runs=runs, run=run)
+        return {**context, "workingDir": str(workdir)} if workdir is not None else context
 
     runtime = Runtime(
         load_context=lambda: _with_database(load_context, doing=f"reading the context of task run {run.id}"),
-        deadline=time.monotonic() + timeout if timeout else None,
-        timeout_text=task.timeout,
+        deadline=deadline,
+        timeout_text=task.timeout if deadline != within else "the WorkingDirectory's timeout",
         is_killed=lambda: _is_killed(execution.id),
         write_logs=lambda lines: taskrun_logs_write(run=run, logs=lines),
+        workdir=workdir,
     )
     return task, runtime
+
+
+# --- WorkingDirectory: a block of tasks on this worker, in one directory (docs/core-tasks.md) ------
+
+
+def _run_block(block: TaskRun, task, runtime: Runtime) -> tuple[str, dict, str]:
+    """Lay the block's files in, run its tasks one after another (each its own task run), stop at
+    the first that fails or is killed, then store the block's outputFiles."""
+    with tempfile.TemporaryDirectory(prefix="wgc-block-", ignore_cleanup_errors=True) as directory:
+        workdir = Path(directory) / "work"
+
+        def lay_files() -> dict:
+            working_directory(Path(directory), script_user())
+            storage_files.lay_namespace_files(task, runtime, workdir)  # then inputFiles, which may replace them
+            storage_files.lay_input_files(task, runtime, workdir)
+            if task.cache is not None:
+                runtime.log("INFO", "cache: accepted, not kept: the working directory starts empty each time")
+            return {}
+
+        state, _, error = _outcome(lay_files, runtime)
+        if error:
+            return state, {}, error
+        states = []
+        for child in task.tasks:
+            if child.disabled:
+                continue
+            child_state = _run_child(block, child, workdir=workdir, block_runtime=runtime)
+            if child_state is None:  # the block is no longer this worker's: its end will not be stored
+                return State.KILLED, {}, "the WorkingDirectory was taken from this worker"
+            states.append(child_state)
+            if child_state in (State.FAILED, State.KILLED):
+                return child_state, {}, f"task '{child.id}' of the WorkingDirectory ended {child_state}"
+        if not task.outputFiles:
+            return block_state(states), {}, ""
+        state, outputs, error = _outcome(lambda: {"outputFiles": output_files_store(
+            runtime, workdir, task.outputFiles, script_user())}, runtime)
+        return (block_state(states) if state == State.SUCCESS else state), outputs, error
+
+
+def _run_child(block: TaskRun, task, *, workdir: Path, block_runtime: Runtime) -> str | None:
+    """One task of the block, as its own task run; its state (tolerated: allowFailure), or None
+    when the block is no longer this worker's."""
+    try:
+        skipped = task.runIf is not None and not is_truthy(render(task.runIf, block_runtime.load_context()))
+    except ExpressionError as error:
+        block_runtime.log("ERROR", f"task '{task.id}': runIf: {error}", always=True)
+        return State.FAILED
+    child = _with_database(lambda: block_child_start(block=block, task=task, skipped=skipped),
+                           doing=f"starting task '{task.id}' of task run {block.id}")
+    if child is None or skipped:
+        return None if child is None else State.SUCCESS
+    _, runtime = _with_database(lambda: _prepare(child, workdir=workdir, within=block_runtime.deadline),
+                                doing=f"preparing task run {child.id}")
+    state, outputs, error = _run(task, runtime)
+    state = tolerated(task, state)
+    _once(child, lambda: block_child_end(child=child, state=state, outputs=outputs, error=error,
+                                         logs=runtime.unwritten_lines()), doing=f"ending task run {child.id}")
+    return state
 
 
 def _is_killed(execution_id) -> bool:
@@ -90,17 +168,19 @@ def _claim(*, taskrun_id: str, attempt: int, worker_id: str) -> TaskRun | None:
     return _with_database(claim, doing=f"claiming task run {taskrun_id}")
 
 
-def _finish(run: TaskRun, **outcome) -> None:
+def _once(run: TaskRun, end, *, doing: str) -> None:
+    """`end()` of a RUNNING task run, tried again while the database does not answer, and not again
+    once an earlier try was stored (its answer lost)."""
     tries = 0
 
-    def finish():
+    def attempt():
         nonlocal tries
         tries += 1
         if tries > 1 and not TaskRun.objects.filter(id=run.id, state=State.RUNNING, attempt=run.attempt).exists():
-            return  # an earlier try was stored before its answer was lost
-        taskrun_finish(run=run, **outcome)
+            return
+        end()
 
-    _with_database(finish, doing=f"ending task run {run.id}")
+    _with_database(attempt, doing=doing)
 
 
 def _with_database(action, *, doing: str):

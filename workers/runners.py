@@ -90,6 +90,8 @@ class Runtime:
     _dropped_lines: int = 0
     _dropped_bytes: int = 0
     _context: dict | None = None
+    # A WorkingDirectory's directory, shared by its tasks (workers/execution.py); None: a directory of the task's own.
+    workdir: Path | None = None
 
     @property
     def context(self) -> dict:
@@ -416,40 +418,55 @@ def run_script(task, runtime: Runtime) -> dict:
     for pattern in patterns:
         if problem := output_files_problem(pattern):
             raise TaskFailed(f"outputFiles: {problem}")
+    if runtime.workdir is not None:
+        return _run_script_in(task, runtime, runtime.workdir, user, patterns)
     with tempfile.TemporaryDirectory(prefix="wgc-task-", ignore_cleanup_errors=True) as directory:
-        base = Path(directory)
-        workdir, bin_dir = base / "work", base / "bin"
-        workdir.mkdir(mode=0o700)
-        bin_dir.mkdir()
-        os.chmod(base, 0o711)
-        python = _python_for(user)
-        for name in ("python", "python3"):
-            (bin_dir / name).symlink_to(python)
-        storage_files.lay_namespace_files(task, runtime, workdir)  # then inputFiles, which may replace them
-        storage_files.lay_input_files(task, runtime, workdir)
-        argv = _script_argv(task, workdir, runtime)
-        env = script_environment(runtime.render(task.env), home=workdir, bin_dir=bin_dir, user=user)
-        _hand_over(workdir, user)
-        identity = {"user": user.uid, "group": user.gid, "extra_groups": []} if user.switch else {}
-        process = subprocess.Popen(
-            argv, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            start_new_session=True, umask=0o077, **identity,
-        )
+        return _run_script_in(task, runtime, working_directory(Path(directory), user), user, patterns)
+
+
+def working_directory(base: Path, user: ScriptUser) -> Path:
+    """`base/work`, where scripts run, beside `base/bin`, which holds the Python they may call."""
+    workdir, bin_dir = base / "work", base / "bin"
+    workdir.mkdir(mode=0o700)
+    bin_dir.mkdir()
+    os.chmod(base, 0o711)
+    python = _python_for(user)
+    for name in ("python", "python3"):
+        (bin_dir / name).symlink_to(python)
+    return workdir
+
+
+def _run_script_in(task, runtime: Runtime, workdir: Path, user: ScriptUser, patterns: list[str]) -> dict:
+    bin_dir = workdir.parent / "bin"
+    storage_files.lay_namespace_files(task, runtime, workdir)  # then inputFiles, which may replace them
+    storage_files.lay_input_files(task, runtime, workdir)
+    argv = _script_argv(task, workdir, runtime)
+    env = script_environment(runtime.render(task.env), home=workdir, bin_dir=bin_dir, user=user)
+    _hand_over(workdir, user)
+    identity = {"user": user.uid, "group": user.gid, "extra_groups": []} if user.switch else {}
+    process = subprocess.Popen(
+        argv, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        start_new_session=True, umask=0o077, **identity,
+    )
+    try:
+        outputs, wrote_stderr = _follow(process, runtime)
+    finally:
+        _kill_group(process)  # whatever happened, nothing it started outlives it
+    if patterns:
         try:
-            outputs, wrote_stderr = _follow(process, runtime)
-        finally:
-            _kill_group(process)  # whatever happened, nothing it started outlives it
-        if patterns:
-            try:
-                outputs["outputFiles"] = storage_files.store_output_files(
-                    runtime, _collect_output_files(workdir, patterns, runtime, user))
-            except TaskFailed as failure:
-                raise TaskFailed(str(failure), outputs) from None
-        if process.returncode != 0:
-            raise TaskFailed(f"command failed with exit code {process.returncode}", outputs)
-        if task.warningOnStdErr and wrote_stderr:
-            raise TaskFailed("the command wrote to stderr (warningOnStdErr)", outputs, state="WARNING")
-        return outputs
+            outputs["outputFiles"] = output_files_store(runtime, workdir, patterns, user)
+        except TaskFailed as failure:
+            raise TaskFailed(str(failure), outputs) from None
+    if process.returncode != 0:
+        raise TaskFailed(f"command failed with exit code {process.returncode}", outputs)
+    if task.warningOnStdErr and wrote_stderr:
+        raise TaskFailed("the command wrote to stderr (warningOnStdErr)", outputs, state="WARNING")
+    return outputs
+
+
+def output_files_store(runtime: Runtime, workdir: Path, patterns: list[str], user: ScriptUser) -> dict:
+    """The files of `workdir` that `patterns` match, stored under the task run: name → kestra:/// URI."""
+    return storage_files.store_output_files(runtime, _collect_output_files(workdir, patterns, runtime, user))
 
 
 def _follow(process: subprocess.Popen, runtime: Runtime) -> tuple[dict, bool]:

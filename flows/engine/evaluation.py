@@ -118,6 +118,8 @@ class ExecutionEvaluation:
                 return State.KILLED
             run = self.create(task, parent, value, iteration)
         state = self.advance_flowable(run, task) if task.flowable else run.state
+        if task.block and state in TERMINAL_STATES:  # a WorkingDirectory's worker ended it: its errors run here
+            state = self.with_errors(state, task.errors, run, run.value)
         if state not in TERMINAL_STATES:
             return State.RUNNING
         state = tolerated(task, state)

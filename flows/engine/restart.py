@@ -14,7 +14,7 @@ from django.utils import timezone
 from .. import dispatch
 from ..definition import ParsedFlow, parse_flow_cached
 from ..errors import Conflict, NotFound
-from ..models import TERMINAL_STATES, Execution, State, TaskRun, queue_for_group
+from ..models import TERMINAL_STATES, WORKING_DIRECTORY_TYPE, Execution, State, TaskRun, queue_for_group
 from ..schema import walk_tasks
 from ..states import execution_restart as execution_mark_restarted
 from ..states import taskrun_copy_running, taskruns_restart, taskruns_save
@@ -49,6 +49,12 @@ def _ancestors(run: TaskRun, by_id: dict) -> list[TaskRun]:
     return found
 
 
+def _block_of(run: TaskRun, by_id: dict) -> TaskRun | None:
+    """The WorkingDirectory task run that holds `run`, if any: its worker made `run`."""
+    parent = by_id.get(run.parent_id)
+    return parent if parent is not None and parent.task_type == WORKING_DIRECTORY_TYPE else None
+
+
 def execution_restart(*, execution_id) -> Execution:
     """Run an ended execution again from its failed task runs (409 when none failed)."""
     now = timezone.now()
@@ -58,7 +64,9 @@ def execution_restart(*, execution_id) -> Execution:
         runs = list(execution.task_runs.all())
         by_id = {run.id: run for run in runs}
         in_errors = _error_task_ids(parsed)
-        failed = [run for run in runs if run.state == State.FAILED and run.task_id not in in_errors]
+        # A WorkingDirectory's tasks run again with it, whole, as its next attempt (docs/core-tasks.md).
+        failed = [run for run in runs if run.state == State.FAILED and run.task_id not in in_errors
+                  and _block_of(run, by_id) is None]
         failed_below = {ancestor.id for run in failed for ancestor in _ancestors(run, by_id)}
         runnable = [run for run in failed if not parsed.tasks_by_id[run.task_id].flowable]
         # A flowable that failed holding no failed task run (an expression, a WaitFor's maximum) is made anew.
@@ -109,6 +117,9 @@ def _replayed_runs(chosen: TaskRun, runs: list[TaskRun], by_id: dict, parsed: Pa
     above = _ancestors(chosen, by_id)
     if any(run.task_type == WAITFOR_TYPE for run in above):
         raise Conflict("a task run inside a WaitFor cannot be replayed from: replay from the WaitFor itself")
+    if _block_of(chosen, by_id) is not None:
+        raise Conflict("a task run inside a WorkingDirectory cannot be replayed from: replay from the "
+                       "WorkingDirectory itself")
     in_errors = _error_task_ids(parsed)
     above_ids = {run.id for run in above}
     kept: dict = {}
@@ -120,11 +131,14 @@ def _replayed_runs(chosen: TaskRun, runs: list[TaskRun], by_id: dict, parsed: Pa
         under_waitfor = run.parent_id is not None and by_id[run.parent_id].task_type == WAITFOR_TYPE
         if not parent_kept or not (run.id in above_ids or before) or under_waitfor:
             continue  # a WaitFor's children are scoped by iteration: a kept WaitFor ended, so it needs none
+        block = _block_of(run, by_id)
+        if block is not None and run.scope_key != scope_key(block.id, run.task_id, run.value, block.attempt):
+            continue  # a task of an earlier attempt of its WorkingDirectory
         fields = {field.attname: getattr(run, field.attname) for field in TaskRun._meta.concrete_fields}
         copy = TaskRun(**fields)
         copy.id = new_ids[run.id] = uuid.uuid4()
         copy.parent_id = new_ids.get(run.parent_id)
-        copy.scope_key = scope_key(copy.parent_id, run.task_id, run.value)
+        copy.scope_key = scope_key(copy.parent_id, run.task_id, run.value, block.attempt if block else None)
         if run.id in above_ids:
             taskrun_copy_running(copy, when=now)
         kept[run.id] = copy

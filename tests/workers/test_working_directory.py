@@ -1,0 +1,90 @@
+"""WorkingDirectory end to end, on the session's real executor and group workers
+(docs/core-tasks.md): one worker of the block's group runs all its tasks in one directory they
+share, each with a task run of its own. A worker killed mid-block is in
+tests/reliability/test_working_directory_faults.py."""
+import pytest
+
+from flows.models import State
+from tests.support import run_flow, stored_texts, task_runs
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_tasks_of_a_block_share_its_directory_on_one_worker_of_its_group(engine):
+    execution = run_flow("""
+id: shared
+namespace: company.team
+tasks:
+  - id: wdir
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    workerGroup: {key: gpu}
+    inputFiles:
+      query.sql: "SELECT 1"
+    outputFiles: ["out/*.txt"]
+    cache: {patterns: ["*.txt"], ttl: PT1H}
+    tasks:
+      - id: write
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands:
+          - mkdir -p out && echo "{{ taskrun.id }}" > {{ workingDir }}/out/stay.txt && cat query.sql > out/query.txt
+      - id: read
+        type: io.kestra.plugin.scripts.python.Script
+        script: |
+          import json
+          print('::' + json.dumps({"outputs": {"stay": open("out/stay.txt").read().strip()}}) + '::')
+      - id: value
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ outputs.read.vars.stay }}"
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.value.value }} {{ outputs.wdir.outputFiles['out/stay.txt'] }}"
+""")
+    runs = task_runs(execution)
+    block, children = runs["wdir"], [runs["write"], runs["read"], runs["value"]]
+    assert execution.state == State.SUCCESS, [(run.task_id, run.state, run.error) for run in runs.values()]
+    assert block.worker_group == "gpu" and block.worker_id.startswith("gpu@")
+    # every task of the block ran on the block's worker, one after another, each its own task run
+    assert all((run.state, run.worker_id, run.parent_id) == (State.SUCCESS, block.worker_id, block.id) for run in children)
+    assert all(first.end_date <= second.start_date for first, second in zip(children, children[1:]))
+    # the file the first task wrote was read by the second; the block's outputFiles were stored
+    assert runs["value"].outputs == {"value": str(runs["write"].id)}
+    assert stored_texts(block.outputs["outputFiles"]) == {"out/stay.txt": f"{runs['write'].id}\n",
+                                                          "out/query.txt": "SELECT 1"}
+    assert runs["after"].outputs["value"] == f"{runs['write'].id} {block.outputs['outputFiles']['out/stay.txt']}"
+
+
+def test_a_failed_task_stops_the_block_and_its_errors_run(engine):
+    # Kestra's working-directory.yaml, with failed=true (its LocalFiles tasks as shell commands)
+    execution = run_flow("""
+id: working-directory
+namespace: io.kestra.tests
+inputs:
+  - id: failed
+    type: STRING
+tasks:
+  - id: worker
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    tasks:
+      - id: first
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands: ["mkdir out && echo '{{ inputs.failed == 'true' ? ko : taskrun.id }}' > out/stay.txt"]
+      - id: second
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands: ["cat out/stay.txt"]
+        outputFiles: ["out/*"]
+      - id: disabled
+        type: io.kestra.plugin.core.debug.Return
+        disabled: true
+    errors:
+      - id: error-t1
+        type: io.kestra.plugin.core.debug.Return
+        format: "Error Trigger ! {{task.id}}"
+  - id: 2_end
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.second.outputFiles['out/stay.txt'] }}"
+""", inputs={"failed": "true"})
+    runs = task_runs(execution)
+    assert execution.state == State.FAILED
+    assert {task_id: run.state for task_id, run in runs.items()} == {
+        "worker": State.FAILED, "first": State.FAILED, "error-t1": State.SUCCESS}
+    assert "ko" in runs["first"].error and runs["worker"].error == "task 'first' of the WorkingDirectory ended FAILED"
