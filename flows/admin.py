@@ -520,7 +520,7 @@ class ExecutionAdmin(OperateMixin, ReadOnlyAdminMixin, TenantScopedAdmin):
     list_select_related = ("tenant", "flow_revision")
     date_hierarchy = "created"
     fields = ("id", "tenant", "namespace", "flow_id", "revision", "state", "created", "start_date", "end_date",
-              "inputs_shown", "labels", "trigger", "state_history", "logs_link")
+              "inputs_shown", "outputs_shown", "labels", "trigger", "state_history", "logs_link")
     readonly_fields = fields
     change_form_template = "admin/flows/execution/change_form.html"
     actions = ["resume", "restart", "replay"]
@@ -559,6 +559,11 @@ class ExecutionAdmin(OperateMixin, ReadOnlyAdminMixin, TenantScopedAdmin):
     def inputs_shown(self, obj):
         """SECRET inputs masked (docs/inputs.md)."""
         return json.dumps(masking.hide(obj.inputs), ensure_ascii=False)
+
+    @admin.display(description="outputs")
+    def outputs_shown(self, obj):
+        """The flow's outputs once it ended (docs/flow-properties.md); SECRET values masked."""
+        return "-" if obj.outputs is None else json.dumps(masking.hide(obj.outputs), ensure_ascii=False)
 
     @admin.display(description="logs")
     def logs_link(self, obj):
@@ -650,6 +655,11 @@ class TriggerStateAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     @admin.display(description="type", ordering="trigger_type")
     def kind(self, obj):
         return obj.trigger_type.rsplit(".", 2)[-2] + "." + obj.trigger_type.rsplit(".", 1)[-1]
+
+    @admin.display(description="outputs")
+    def outputs_shown(self, obj):
+        """The flow's outputs once it ended (docs/flow-properties.md); SECRET values masked."""
+        return "-" if obj.outputs is None else json.dumps(masking.hide(obj.outputs), ensure_ascii=False)
 
     @admin.display(description="logs")
     def logs_link(self, obj):

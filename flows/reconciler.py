@@ -128,7 +128,7 @@ def _stalled_executions(now, limit: int = 200) -> set:
     # should have started the first one was lost (docs/flow-properties.md).
     same_flow_running = Execution.objects.filter(
         tenant=OuterRef("tenant"), namespace=OuterRef("namespace"), flow_id=OuterRef("flow_id"),
-        state__in=[State.RUNNING, State.KILLING],
+        state__in=[State.RUNNING, State.PAUSED, State.KILLING],
     )
     queued = Execution.objects.filter(state=State.QUEUED, created__lt=cutoff).exclude(Exists(same_flow_running))
     stalled.update(queued.order_by("created").values_list("id", flat=True)[:limit])

@@ -209,6 +209,16 @@ def test_execution_page_lists_task_runs_with_group_and_worker(admin_client):
     assert by_level.status_code == 200 and "boom" not in page(by_level)
 
 
+def test_execution_page_shows_the_flow_outputs(admin_client):
+    flow = flow_upload(source=FLOW.format(group=""), tenant_key="main")
+    execution = Execution.objects.create(tenant=flow.tenant, flow_revision=flow.revisions.get(), state=State.SUCCESS,
+                                         namespace=flow.namespace, flow_id=flow.flow_id, outputs={"key": "value-42"})
+
+    detail = page(admin_client.get(reverse("admin:flows_execution_change", args=[execution.pk])))
+
+    assert "value-42" in detail
+
+
 def test_worker_changelist_shows_alive_workers(admin_client):
     worker_heartbeat(hostname="gpu@host1", groups=["gpu", "default"], pid=42, concurrency=4, running=1)
 

@@ -110,6 +110,20 @@ def test_bad_search_parameters_are_422(api, query, path):
     assert response.json()["errors"][0]["path"] == path
 
 
+def test_search_by_labels_keeps_executions_carrying_every_label(api):
+    flow_upload(source=ROUTED.replace("workerGroup: {key: gpu}", ""), tenant_key="main")
+    start(api, data={"count": "1"}, query="?labels=team:data&labels=tier:gold")
+    start(api, data={"count": "1"}, query="?labels=team:data")
+
+    both = api.get("/api/v1/main/executions/search?labels=team:data&labels=tier:gold").json()
+    team = api.get("/api/v1/main/executions/search?labels=team:data").json()
+    bad = api.get("/api/v1/main/executions/search?labels=nocolon")
+
+    assert both["total"] == 1 and {"key": "tier", "value": "gold"} in both["results"][0]["labels"]
+    assert team["total"] == 2
+    assert bad.status_code == 422
+
+
 # --- with the session's executor and default/gpu workers -------------------------------------
 
 

@@ -335,6 +335,29 @@ tasks:
     assert execution.state == State.SUCCESS and execution.labels == {"sla": "late"}
 
 
+# --- variables ------------------------------------------------------------------------------------
+
+
+def test_variables_are_given_as_written_and_render_renders_them_recursively():
+    """Kestra's variables.yaml: `{{ render(vars.third) }}` is `1 > 2 > 3`; `{{ vars.second }}` is the text."""
+    from flows.context import execution_context
+    from flows.definition import parse_flow_cached
+    from flows.expressions import render
+
+    execution = EngineDriver().start(FLOW + f"""
+variables:
+  first: "1"
+  second: "{{{{ vars.first }}}} > 2"
+  third: "{{{{ vars.second }}}} > 3"
+tasks:
+  - {{id: one, type: {RETURN}, format: "{{{{ render(vars.third) }}}}"}}
+""")
+    document = parse_flow_cached(execution.flow_revision.source).document
+    context = execution_context(execution=execution, document=document, runs=[], runs_by_id={})
+    assert render("{{ render(vars.third) }}", context) == "1 > 2 > 3"
+    assert render("{{ vars.second }}", context) == "{{ vars.first }} > 2"
+
+
 # --- labels, disabled, older spellings --------------------------------------------------------------
 
 
