@@ -435,6 +435,8 @@ class SubflowTask(TaskBase):
     transmitFailed: bool = Field(default=True, description="With `wait`: a child that ends FAILED, KILLED or "
                                  "WARNING ends this task run so; otherwise it ends SUCCESS.")
     inheritLabels: bool = False
+    outputs: dict[str, Any] | None = Field(default=None, description="Deprecated in Kestra for the child flow's "
+                                           "`outputs`: rendered in the child's context once it has ended.")
 
     flowable: ClassVar[bool] = True  # the executor starts and watches the child; no worker is held
 

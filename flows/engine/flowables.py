@@ -286,7 +286,7 @@ class Subflow:
         if evaluation.killing:
             evaluation.kill_execution(child_id)
             return State.KILLED
-        outcome = subflow_outcome(child_id, transmit_failed=task.transmitFailed)
+        outcome = subflow_outcome(child_id, task)
         if outcome is None:
             return State.RUNNING
         state, outputs = outcome

@@ -6,6 +6,7 @@ import uuid
 from django.utils import timezone
 
 from .. import storage
+from ..context import build_context
 from ..definition import parse_flow_cached
 from ..errors import Conflict, UserError
 from ..expressions import ExpressionError, render, render_deep
@@ -51,14 +52,20 @@ def subflow_parent_id(execution: Execution) -> str | None:
     return (trigger.get("variables") or {}).get("executionId") if trigger.get("type") == SUBFLOW_TYPE else None
 
 
-def subflow_outcome(child_id: str, *, transmit_failed: bool) -> tuple[str, dict] | None:
-    """(the task run's state, its outputs) once the child has ended, else None."""
-    child = Execution.objects.filter(id=child_id).values("state", "outputs").first()
-    if child is None or child["state"] not in TERMINAL_STATES:
+def subflow_outcome(child_id: str, task) -> tuple[str, dict] | None:
+    """(the task run's state, its outputs) once the child has ended, else None. The outputs are the
+    child flow's, or the task's own `outputs` rendered in the child's context."""
+    child = Execution.objects.select_related("flow_revision", "tenant").filter(id=child_id).first()
+    if child is None or child.state not in TERMINAL_STATES:
         return None
-    outputs = {"executionId": child_id, "state": child["state"], "outputs": child["outputs"] or {}}
-    if transmit_failed and child["state"] in (State.FAILED, State.KILLED, State.WARNING):
-        return child["state"], outputs
+    taken = child.outputs or {}
+    if task.outputs is not None:
+        document = parse_flow_cached(child.flow_revision.source).document
+        taken = render_deep(task.outputs, build_context(execution=child, document=document,
+                                                        runs=list(child.task_runs.all())))
+    outputs = {"executionId": child_id, "state": child.state, "outputs": taken}
+    if task.transmitFailed and child.state in (State.FAILED, State.KILLED, State.WARNING):
+        return child.state, outputs
     return State.SUCCESS, outputs
 
 

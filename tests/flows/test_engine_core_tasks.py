@@ -674,3 +674,11 @@ def test_for_each_item_over_a_missing_file_fails_naming_it():
     flow_upload(source=ITEMS_CHILD, tenant_key="main")
     parent = EngineDriver().run(FOR_EACH_ITEM.replace("BATCH", "{rows: 3}"))
     assert parent.state == State.FAILED and "items.txt" in parent.task_runs.get(task_id="each").error
+
+
+def test_a_subflows_own_outputs_render_in_the_childs_context():
+    driver = EngineDriver(outcomes={"work": Outcome(outputs={"value": "from child"})})
+    flow_upload(source=child_flow(""), tenant_key="main")
+    parent = driver.run(parent_flow('outputs: {extracted: "{{ outputs.work.value }} ({{ flow.id }})"}'))
+    call = parent.task_runs.get(task_id="call")
+    assert parent.state == State.SUCCESS and call.outputs["outputs"] == {"extracted": "from child (child)"}
