@@ -14,8 +14,8 @@ from . import storage
 from .definition import parse_flow_cached
 from .errors import NotFound, UserError
 from .models import (
-    TERMINAL_STATES, Execution, Flow, KeyValue, LogLine, Membership, Namespace, State, TaskRun, Tenant, TriggerState,
-    Worker, WorkerGroup, WorkerGroupSample, queue_for_group,
+    TERMINAL_STATES, Execution, Flow, FlowRevision, KeyValue, LogLine, Membership, Namespace, State, TaskRun, Tenant,
+    TriggerState, Worker, WorkerGroup, WorkerGroupSample, queue_for_group,
 )
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,20 @@ def flow_get(tenant: Tenant, namespace: str, flow_id: str) -> Flow:
     if flow is None:
         raise NotFound(f"flow '{namespace}.{flow_id}' does not exist in tenant '{tenant.key}'")
     return flow
+
+
+def flow_current_revision(tenant_key: str, namespace: str, flow_id: str) -> FlowRevision:
+    """The current revision of a flow, with its flow and tenant, in one query."""
+    revision = (
+        FlowRevision.objects.select_related("flow__tenant")
+        .filter(flow__tenant__key=tenant_key, flow__namespace=namespace, flow__flow_id=flow_id, flow__deleted=False,
+                revision=F("flow__revision"))
+        .first()
+    )
+    if revision is None:  # the tenant or the flow does not exist: the error says which
+        flow = flow_get(tenant_get(tenant_key), namespace, flow_id)
+        revision = flow.revisions.select_related("flow__tenant").get(revision=flow.revision)
+    return revision
 
 
 def tenant_list() -> list[Tenant]:

@@ -484,8 +484,8 @@ def execution_create(
         labels=labels_dict(labels), trigger=None,
     )
     if wait:
-        execution = engine.execution_wait(execution, timeout=WAIT_TIMEOUT)
-    return _rendered(execution)
+        return _rendered(engine.execution_wait(execution, timeout=WAIT_TIMEOUT))
+    return Execution.of(execution, [])  # as created: its task runs come once the executor advances it
 
 
 # --- triggers (docs/triggers.md) ---------------------------------------------------------------
@@ -537,6 +537,6 @@ def execution_webhook(request, tenant: str, namespace: str, id: str, key: str):
         parameters={name: request.GET.getlist(name) for name in request.GET},
     )
     if wait:
-        execution = engine.execution_wait(execution, timeout=WAIT_TIMEOUT)
-    return _rendered(execution)
+        return _rendered(engine.execution_wait(execution, timeout=WAIT_TIMEOUT))
+    return Execution.of(execution, [])  # as created: its task runs come once the executor advances it
 

@@ -24,7 +24,7 @@ from ..expressions import RenderRefused, rendering_refused
 from ..errors import Conflict, NotFound, UserError
 from ..inputs import InputFiles, inputs_context, inputs_resolve
 from ..models import TERMINAL_STATES, Execution, LogLine, State, TaskRun, queue_for_group
-from ..selectors import flow_get, tenant_get
+from ..selectors import flow_current_revision
 from ..states import execution_mark_killing, execution_save, taskrun_end, taskrun_resume, taskrun_retry, transition
 from .concurrency import concurrency_admits, concurrency_release
 from .ending import Ending, execution_ending
@@ -189,11 +189,10 @@ def _advance_rendering(execution_id) -> None:
 
 def execution_create(*, tenant_key: str, namespace: str, flow_id: str, inputs: dict | None = None,
                      labels: dict | None = None, trigger: dict | None = None) -> Execution:
-    tenant = tenant_get(tenant_key)
-    flow = flow_get(tenant, namespace, flow_id)
+    revision = flow_current_revision(tenant_key, namespace, flow_id)
+    flow, tenant = revision.flow, revision.flow.tenant
     if flow.disabled:
         raise Conflict(f"flow '{namespace}.{flow_id}' is disabled")
-    revision = flow.revisions.get(revision=flow.revision)
     document = parse_flow_cached(revision.source).document
     if labels is not None and (not isinstance(labels, dict) or not all(isinstance(v, (str, int, float, bool)) for v in labels.values())):
         raise UserError("labels must be a mapping of names to plain values", path="labels")
