@@ -136,6 +136,10 @@ class Execution(models.Model):
         indexes = [
             models.Index(fields=["tenant", "namespace", "flow_id", "-created"]),
             models.Index(fields=["state"]),
+            # the API's search: pages newest first, whatever the filters (docs/api.md)
+            models.Index(fields=["tenant", "-created", "-id"], name="execution_newest"),
+            # ... and its count of a state's executions in a namespace, read from the index alone
+            models.Index(fields=["tenant", "state", "namespace"], name="execution_state_namespace"),
         ]
 
     def __str__(self):
