@@ -37,7 +37,7 @@ SIZES = {
               "stored": 5_000, "search_reps": 10},
 }
 CLIENTS = 8  # concurrent API clients of the throughput benchmark
-MEMORY_FOREACH = 20  # task runs per execution of the memory benchmark's flow
+MEMORY_STEPS = 5  # sequential task runs per execution of the memory benchmark's flow
 # Celery workers: name -> (queue, concurrency). The executor as in the Procfile; one group worker
 # per group with one pool process, two for the throughput group.
 WORKERS = {"executor": ("executor", 2), "seq": ("seq", 1), "tput1": ("tput", 1), "tput2": ("tput", 1),
@@ -68,7 +68,7 @@ def flows(sizes: dict) -> dict[str, str]:
         "single": flow("single", returns(1), group="tput"),
         # even values on group fa, odd ones on fb: the key is an expression rendered per task run
         "fanout": flow("fanout", foreach(sizes["fanout"], "{{ 'fa' if (taskrun.value | int) % 2 == 0 else 'fb' }}")),
-        "memory": flow("memory", foreach(MEMORY_FOREACH, "mem")),
+        "memory": flow("memory", returns(MEMORY_STEPS), group="mem"),
         "stmt": flow("seq40", returns(40), namespace="bench.stmt"),
     }
 
@@ -281,12 +281,11 @@ class Suite:
         ms = lambda rows: [(end - start).total_seconds() * 1000 for start, end in rows]  # noqa: E731
         return {"end_to_end_ms": percentiles(ms(executions)), "dispatch_ms": percentiles(ms(runs))}
 
-    def throughput(self) -> dict:
-        """Single-task executions from CLIENTS concurrent API clients, two workers in group tput."""
+    def post_many(self, flow_id: str, total: int) -> tuple[list[str], float]:
+        """`total` executions of `flow_id` posted by CLIENTS concurrent API clients (one keep-alive
+        connection each); (their ids, the time the last one was accepted)."""
         import httpx
 
-        total = self.sizes["throughput"]
-        self.run_flow("single")
         ids, errors, submitted = [], [], []
 
         def client(share):
@@ -294,26 +293,34 @@ class Suite:
                               headers={"Authorization": f"Bearer {self.token}"}) as http:
                 try:
                     for _ in range(share):
-                        ids.append(self.post_execution("single", http)[1])
+                        ids.append(self.post_execution(flow_id, http)[1])
                 except Exception as error:  # reported below: the figure is void
                     errors.append(error)
                 submitted.append(time.time())
 
-        threads = [threading.Thread(target=client, args=(total // CLIENTS,)) for _ in range(CLIENTS)]
+        threads = [threading.Thread(target=client, args=(total // CLIENTS + (i < total % CLIENTS),))
+                   for i in range(CLIENTS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise RuntimeError(f"{len(errors)} API clients failed: {errors[0]}")
+        return ids, max(submitted)
+
+    def throughput(self) -> dict:
+        """Single-task executions from CLIENTS concurrent API clients, two workers in group tput."""
+        total = self.sizes["throughput"]
+        self.run_flow("single")
         with self.profiling("throughput", ["gunicorn", "executor", "tput1"]):
             started = time.time()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            if errors:
-                raise RuntimeError(f"{len(errors)} API clients failed: {errors[0]}")
+            ids, submitted = self.post_many("single", total)
             rows = self.all_ended(ids, timeout=900)
         wall = max(row["end_date"] for row in rows).timestamp() - started
         self.pings(["tput"], 10)
         celery = self.pings(["tput"], total, clients=CLIENTS)
         return {"executions": len(ids), "clients": CLIENTS, "wall_s": wall, "per_s": len(ids) / wall,
-                "submitted_per_s": len(ids) / (max(submitted) - started), "celery_per_s": total / celery,
+                "submitted_per_s": len(ids) / (submitted - started), "celery_per_s": total / celery,
                 "profiled": bool(self.args.profile)}
 
     def fanout(self) -> dict:
@@ -334,18 +341,22 @@ class Suite:
 
     def memory(self) -> dict:
         """Resident memory of group worker `mem` (main and pool processes) at rest, after its first
-        execution (warm), and after N task runs."""
+        execution (warm), and after N task runs: executions of MEMORY_STEPS sequential steps, posted
+        by CLIENTS API clients so that the worker always has work."""
         pid = self.processes.started["mem"].pid
-        executions = max(1, self.sizes["memory"] // MEMORY_FOREACH)
+        executions = max(1, self.sizes["memory"] // MEMORY_STEPS)
         self.ended(self.post_execution("memory")[1], timeout=300, interval=0.05)
         time.sleep(1)
         warm = rss_kib(pid)
-        ids = [self.post_execution("memory")[1] for _ in range(executions - 1)]
-        self.all_ended(ids, timeout=1800)
+        started = time.time()
+        ids, _ = self.post_many("memory", executions - 1)
+        rows = self.all_ended(ids, timeout=1800)
+        wall = max(row["end_date"] for row in rows).timestamp() - started
         time.sleep(2)
         after, rest = rss_kib(pid), self.results["memory_rest_kib"]
-        return {"task_runs": executions * MEMORY_FOREACH, "rest_mib": rest / 1024, "warm_mib": warm / 1024,
-                "after_mib": after / 1024, "growth_pct": (after - rest) / rest * 100,
+        task_runs = (len(ids) + 1) * MEMORY_STEPS
+        return {"task_runs": task_runs, "task_runs_per_s": len(ids) * MEMORY_STEPS / wall, "rest_mib": rest / 1024,
+                "warm_mib": warm / 1024, "after_mib": after / 1024, "growth_pct": (after - rest) / rest * 100,
                 "growth_after_warm_pct": (after - warm) / warm * 100}
 
     def statements(self) -> dict:
@@ -461,7 +472,7 @@ def store_executions(count: int, *, batch: int = 2000) -> int:
     import random
     import uuid
 
-    from django.db import transaction
+    from django.db import connection, transaction
     from django.utils import timezone
 
     from flows.models import Execution, FlowRevision, TaskRun, Tenant
@@ -490,6 +501,9 @@ def store_executions(count: int, *, batch: int = 2000) -> int:
             with transaction.atomic():
                 Execution.objects.bulk_create(executions)
                 TaskRun.objects.bulk_create(runs)
+    if connection.vendor == "postgresql":  # the planner's statistics, as autovacuum refreshes them within a minute
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE flows_execution, flows_taskrun")
     return count
 
 
