@@ -120,7 +120,10 @@ def execution_task_runs(execution: Execution, *, limit: int | None = None) -> li
     except UserError:
         declared = {}
     order = {task_id: index for index, task_id in enumerate(declared)}
-    runs = list(execution.task_runs.order_by("created", "id")[:limit])
+    if limit is None:  # all of them: those a search prefetched, or one query
+        runs = sorted(execution.task_runs.all(), key=lambda run: (run.created, run.id))
+    else:
+        runs = list(execution.task_runs.order_by("created", "id")[:limit])
     values = {run.id: run.outputs.get("values", []) for run in runs if isinstance(run.outputs, dict)}
 
     def position(run: TaskRun) -> tuple:
