@@ -66,6 +66,16 @@ def execution_context(*, execution: Execution, document: FlowDocument, runs: lis
     }
 
 
+def taskrun_variables(run: TaskRun) -> dict:
+    """`taskrun` in a task run's expressions."""
+    return {
+        "id": str(run.id),
+        "startDate": run.start_date.isoformat() if run.start_date else None,
+        "value": run.value,
+        "attemptsCount": run.attempt - 1,  # attempts made before this one, as Kestra counts them
+    }
+
+
 def with_taskrun(context: dict, run: TaskRun, runs_by_id: dict) -> dict:
     """The context as seen by one task run: adds taskrun, task, parent and parents."""
     parents = []
@@ -76,12 +86,7 @@ def with_taskrun(context: dict, run: TaskRun, runs_by_id: dict) -> dict:
                         "task": {"id": node.task_id, "type": node.task_type}})
     return {
         **context,
-        "taskrun": {
-            "id": str(run.id),
-            "startDate": run.start_date.isoformat() if run.start_date else None,
-            "value": run.value,
-            "attemptsCount": run.attempt - 1,  # attempts made before this one, as Kestra counts them
-        },
+        "taskrun": taskrun_variables(run),
         "task": {"id": run.task_id, "type": run.task_type},
         "parents": parents,
         "parent": parents[0] if parents else None,

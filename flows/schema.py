@@ -251,6 +251,17 @@ class HttpRequestTask(TaskBase):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class LocalFilesTask(TaskBase):
+    """Deprecated in Kestra for `inputFiles` and `outputFiles`: writes `inputs` (file name → content,
+    or a `kestra:///…` URI copied from storage) into its working directory, then stores the files
+    that `outputs` matches (output `uris`: name → URI). Inside a WorkingDirectory that directory is the
+    block's, shared with its other tasks (docs/core-tasks.md)."""
+
+    type: Literal["io.kestra.plugin.core.storage.LocalFiles", "io.kestra.core.tasks.storages.LocalFiles"]
+    inputs: dict[str, str] | None = None
+    outputs: list[OutputFilePattern] = Field(default_factory=list)
+
+
 class KvTaskBase(TaskBase):
     key: str = Field(min_length=1)
     namespace: str = Field(default="{{ flow.namespace }}", description="The KV store's namespace; the flow's own by default.")
@@ -506,7 +517,7 @@ Task = Annotated[
     Union[
         ReturnTask, LogTask, EchoTask, SleepTask, OutputValuesTask, FailTask,
         ShellCommandsTask, ShellScriptTask, PythonCommandsTask, PythonScriptTask, HttpRequestTask,
-        KvSetTask, KvGetTask, KvDeleteTask, ResumeTask, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, EachSequentialTask, EachParallelTask,
+        KvSetTask, KvGetTask, KvDeleteTask, ResumeTask, LocalFilesTask, SequentialTask, ParallelTask, IfTask, SwitchTask, ForEachTask, EachSequentialTask, EachParallelTask,
         AllowFailureTask, WaitForTask, DagTask, PauseTask, SubflowTask, ForEachItemTask, LabelsTask,
         WorkingDirectoryTask,
     ],

@@ -13,7 +13,7 @@ from pathlib import Path
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.utils import timezone
 
-from flows.context import build_context
+from flows.context import build_context, taskrun_variables
 from flows.definition import parse_flow_cached
 from flows.durations import parse_duration
 from flows.engine import taskrun_finish, taskrun_logs_write
@@ -63,8 +63,10 @@ def _run(task, runtime: Runtime) -> tuple[str, dict, str]:
     return _outcome(lambda: RUNNERS[task.kind](task, runtime), runtime)
 
 
-def _prepare(run: TaskRun, *, workdir: Path | None = None, within: float | None = None):
-    """The task of `run` and its Runtime; `workdir` and `within` (a deadline) are its block's."""
+def _prepare(run: TaskRun, *, block: TaskRun | None = None, workdir: Path | None = None,
+             within: float | None = None):
+    """The task of `run` and its Runtime; `block` is the WorkingDirectory that holds it, `workdir`
+    and `within` (a deadline) are that block's."""
     execution = run.execution
     parsed = parse_flow_cached(execution.flow_revision.source)
     task = parsed.tasks_by_id[run.task_id]
@@ -75,7 +77,9 @@ def _prepare(run: TaskRun, *, workdir: Path | None = None, within: float | None 
         runs = list(execution.task_runs.only("id", "execution_id", "parent_id", "task_id", "task_type", "value",
                                              "outputs"))
         context = build_context(execution=execution, document=parsed.document, runs=runs, run=run)
-        return {**context, "workingDir": str(workdir)} if workdir is not None else context
+        if block is None:
+            return context
+        return {**context, "workingDir": str(workdir), "workerTaskrun": taskrun_variables(block)}  # as Kestra names them
 
     runtime = Runtime(
         load_context=lambda: _with_database(load_context, doing=f"reading the context of task run {run.id}"),
@@ -137,8 +141,9 @@ def _run_child(block: TaskRun, task, *, workdir: Path, block_runtime: Runtime) -
                            doing=f"starting task '{task.id}' of task run {block.id}")
     if child is None or skipped:
         return None if child is None else State.SUCCESS
-    _, runtime = _with_database(lambda: _prepare(child, workdir=workdir, within=block_runtime.deadline),
-                                doing=f"preparing task run {child.id}")
+    _, runtime = _with_database(
+        lambda: _prepare(child, block=block, workdir=workdir, within=block_runtime.deadline),
+        doing=f"preparing task run {child.id}")
     state, outputs, error = _run(task, runtime)
     state = tolerated(task, state)
     _once(child, lambda: block_child_end(child=child, state=state, outputs=outputs, error=error,

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -418,10 +419,18 @@ def run_script(task, runtime: Runtime) -> dict:
     for pattern in patterns:
         if problem := output_files_problem(pattern):
             raise TaskFailed(f"outputFiles: {problem}")
+    with task_directory(runtime, user) as workdir:
+        return _run_script_in(task, runtime, workdir, user, patterns)
+
+
+@contextmanager
+def task_directory(runtime: Runtime, user: "ScriptUser"):
+    """The directory a task works in: its WorkingDirectory's, else one of its own, removed after."""
     if runtime.workdir is not None:
-        return _run_script_in(task, runtime, runtime.workdir, user, patterns)
+        yield runtime.workdir
+        return
     with tempfile.TemporaryDirectory(prefix="wgc-task-", ignore_cleanup_errors=True) as directory:
-        return _run_script_in(task, runtime, working_directory(Path(directory), user), user, patterns)
+        yield working_directory(Path(directory), user)
 
 
 def working_directory(base: Path, user: ScriptUser) -> Path:
@@ -462,6 +471,16 @@ def _run_script_in(task, runtime: Runtime, workdir: Path, user: ScriptUser, patt
     if task.warningOnStdErr and wrote_stderr:
         raise TaskFailed("the command wrote to stderr (warningOnStdErr)", outputs, state="WARNING")
     return outputs
+
+
+def run_local_files(task, runtime: Runtime) -> dict:
+    """Kestra's LocalFiles: `inputs` laid into the task's directory, then the files `outputs` matches
+    stored (`uris`)."""
+    user = script_user()
+    with task_directory(runtime, user) as workdir:
+        storage_files.lay_files(task.inputs, runtime, workdir, where="inputs")
+        _hand_over(workdir, user)  # what it wrote is the scripts' of the block, and theirs to output
+        return {"uris": output_files_store(runtime, workdir, task.outputs, user) if task.outputs else {}}
 
 
 def output_files_store(runtime: Runtime, workdir: Path, patterns: list[str], user: ScriptUser) -> dict:
@@ -688,6 +707,7 @@ RUNNERS = {
     "io.kestra.plugin.core.kv.Get": run_kv_get,
     "io.kestra.plugin.core.kv.Delete": run_kv_delete,
     "io.kestra.plugin.core.execution.Resume": run_resume,
+    "io.kestra.plugin.core.storage.LocalFiles": run_local_files,
     "io.kestra.plugin.scripts.shell.Commands": run_script,
     "io.kestra.plugin.scripts.shell.Script": run_script,
     "io.kestra.plugin.scripts.python.Commands": run_script,

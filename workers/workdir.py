@@ -66,20 +66,25 @@ def lay_namespace_files(task, runtime: "runners.Runtime", workdir: Path) -> list
 def lay_input_files(task, runtime: "runners.Runtime", workdir: Path) -> None:
     """`inputFiles`: name → content; a content that is a `kestra:///…` URI (an input file, an
     earlier task's output file, a namespace file) is copied from storage, any other is written as text."""
-    files = runtime.render(task.inputFiles) or {}
+    lay_files(task.inputFiles, runtime, workdir, where="inputFiles")
+
+
+def lay_files(files, runtime: "runners.Runtime", workdir: Path, *, where: str) -> None:
+    """Files named by a property (`where`: `inputFiles`, LocalFiles' `inputs`), as lay_input_files says."""
+    files = runtime.render(files) or {}
     if not isinstance(files, dict):
-        raise runners.TaskFailed("inputFiles must render a mapping of file name to content")
+        raise runners.TaskFailed(f"{where} must render a mapping of file name to content")
     scope = None
     for name, content in files.items():
-        target = _target(workdir, name, "inputFiles")
+        target = _target(workdir, name, where)
         text = content.strip() if isinstance(content, str) else content
         if storage.is_uri(text):
             scope = scope or _scope(runtime)
             try:
-                path = storage.path_of_uri(text, namespace=scope["namespace"], where=f"inputFiles.{name}")
-                target.write_bytes(storage.read(tenant_key=scope["tenant_key"], path=path, where=f"inputFiles.{name}"))
+                path = storage.path_of_uri(text, namespace=scope["namespace"], where=f"{where}.{name}")
+                target.write_bytes(storage.read(tenant_key=scope["tenant_key"], path=path, where=f"{where}.{name}"))
             except UserError as error:
-                raise runners.TaskFailed(f"inputFiles: '{name}': {error.faults[0].message}") from None
+                raise runners.TaskFailed(f"{where}: '{name}': {error.faults[0].message}") from None
         else:
             target.write_text("" if content is None else str(content))
 

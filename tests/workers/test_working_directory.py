@@ -88,3 +88,76 @@ tasks:
     assert {task_id: run.state for task_id, run in runs.items()} == {
         "worker": State.FAILED, "first": State.FAILED, "error-t1": State.SUCCESS}
     assert "ko" in runs["first"].error and runs["worker"].error == "task 'first' of the WorkingDirectory ended FAILED"
+
+
+def test_kestra_working_directory_flows_with_local_files(engine):
+    # Kestra's working-directory.yaml (failed=false) and working-directory-each.yaml, as Kestra's tests run them
+    execution = run_flow(KESTRA_WORKING_DIRECTORY, inputs={"failed": "false"})
+    runs = task_runs(execution)
+    assert execution.state == State.SUCCESS and len(runs) == 4
+    assert list(runs["second"].outputs["uris"]) == ["out/stay.txt"]
+    assert stored_texts(runs["second"].outputs["uris"]) == {"out/stay.txt": str(runs["first"].id)}
+    assert runs["2_end"].outputs["value"] == runs["second"].outputs["uris"]["out/stay.txt"]
+
+    execution = run_flow("""
+id: working-directory-each
+namespace: io.kestra.tests
+tasks:
+  - id: 1_each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: '["s1"]'
+    tasks:
+    - id: 1-1_each
+      type: io.kestra.plugin.core.flow.ForEach
+      values: '["s2"]'
+      tasks:
+        - id: worker
+          type: io.kestra.plugin.core.flow.WorkingDirectory
+          tasks:
+          - id: first
+            type: io.kestra.plugin.core.storage.LocalFiles
+            inputs:
+              out/stay.txt: "{{ taskrun.id }} {{ taskrun.value }} {{ workerTaskrun.value }}"
+          - id: second
+            type: io.kestra.plugin.core.storage.LocalFiles
+            outputs:
+              - out/*
+  - id: 2_end
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.second.s1.s2.uris['out/stay.txt'] }}"
+""")
+    runs = task_runs(execution)
+    assert execution.state == State.SUCCESS and len(runs) == 6
+    assert runs["2_end"].outputs["value"].startswith("kestra:///")
+    assert stored_texts({"stay": runs["2_end"].outputs["value"]}) == {"stay": f"{runs['first'].id} s2 s2"}
+
+
+KESTRA_WORKING_DIRECTORY = """
+id: working-directory
+namespace: io.kestra.tests
+inputs:
+  - id: failed
+    type: STRING
+tasks:
+  - id: worker
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    tasks:
+      - id: first
+        type: io.kestra.plugin.core.storage.LocalFiles
+        inputs:
+          out/stay.txt: "{{ inputs.failed == 'true' ? ko: taskrun.id }}"
+      - id: second
+        type: io.kestra.plugin.core.storage.LocalFiles
+        outputs:
+          - out/*
+      - id: disabled
+        type: io.kestra.plugin.core.debug.Return
+        disabled: true
+    errors:
+      - id: error-t1
+        type: io.kestra.plugin.core.debug.Return
+        format: "Error Trigger ! {{task.id}}"
+  - id: 2_end
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.second.uris['out/stay.txt'] }}"
+"""
