@@ -489,8 +489,9 @@ class LabelsTask(TaskBase):
 
 
 class WorkingDirectoryCache(Strict):
-    patterns: list[str] = Field(min_length=1, description="Globs of the files to keep between executions.")
-    ttl: Duration | None = Field(default=None, description="How long a kept archive is used.")
+    patterns: list[OutputFilePattern] = Field(min_length=1, description="Globs of the files of the working "
+                                                                        "directory to keep between executions.")
+    ttl: Duration | None = Field(default=None, description="How long a kept archive is used after it was made.")
 
 
 class WorkingDirectoryTask(TaskBase):
@@ -507,8 +508,8 @@ class WorkingDirectoryTask(TaskBase):
     inputFiles: dict[str, str] | None = None
     namespaceFiles: NamespaceFiles | None = None
     outputFiles: list[OutputFilePattern] = Field(default_factory=list)
-    cache: WorkingDirectoryCache | None = Field(default=None, description="Accepted; no cache is kept "
-                                                                          "(docs/core-tasks.md).")
+    cache: WorkingDirectoryCache | None = Field(default=None, description="Files kept from one execution to "
+                                                                          "the next (docs/core-tasks.md).")
 
     block: ClassVar[bool] = True
 

@@ -12,6 +12,7 @@ The tenant is not in the URI: it is the first segment of the storage name
 (`{tenant}/{URI path}`), taken from whoever reads, so a URI never reaches another tenant's files.
 This module only names, checks and moves bytes; who may call it is decided by its callers.
 """
+import hashlib
 import posixpath
 import re
 from dataclasses import dataclass
@@ -93,6 +94,13 @@ def input_file_path(*, namespace: str, flow_id: str, execution_id, input_id: str
 def task_file_path(*, namespace: str, flow_id: str, execution_id, task_id: str, taskrun_id, name: str) -> str:
     prefix = execution_prefix(namespace=namespace, flow_id=flow_id, execution_id=execution_id)
     return f"{prefix}/tasks/{task_id}/{taskrun_id}/{clean_path(name, where='outputFiles')}"
+
+
+def cache_path(*, namespace: str, flow_id: str, task_id: str, value: str | None) -> str:
+    """Where a WorkingDirectory's `cache` archive is kept: one per task and loop value, across
+    executions (docs/core-tasks.md)."""
+    scope = f"/{hashlib.sha1(value.encode()).hexdigest()[:16]}" if value is not None else ""
+    return f"{namespace_path(namespace)}/{flow_id}/{task_id}/cache{scope}/cache.zip"
 
 
 def uri_of(path: str) -> str:

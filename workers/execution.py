@@ -24,7 +24,9 @@ from flows.models import Execution, State, TaskRun
 from flows.states import taskrun_claim, taskrun_claimed
 
 from . import workdir as storage_files
-from .runners import RUNNERS, Runtime, TaskFailed, TaskStopped, output_files_store, script_user, working_directory
+from .runners import (
+    RUNNERS, Runtime, TaskFailed, TaskStopped, collect_files, output_files_store, script_user, working_directory,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,18 +98,33 @@ def _prepare(run: TaskRun, *, block: TaskRun | None = None, workdir: Path | None
 
 
 def _run_block(block: TaskRun, task, runtime: Runtime) -> tuple[str, dict, str]:
-    """Lay the block's files in, run its tasks one after another (each its own task run), stop at
-    the first that fails or is killed, then store the block's outputFiles."""
+    """Lay the block's files in (its cache, namespace files, inputFiles), run its tasks one after
+    another (each its own task run), stop at the first that fails or is killed, then keep its cache
+    and store its outputFiles."""
     with tempfile.TemporaryDirectory(prefix="wgc-block-", ignore_cleanup_errors=True) as directory:
         workdir = Path(directory) / "work"
+        restored_at = None
 
         def lay_files() -> dict:
+            nonlocal restored_at
             working_directory(Path(directory), script_user())
+            if task.cache is not None:  # first, so that namespace and input files replace kept ones
+                restored_at = storage_files.cache_restore(task, runtime, workdir)
             storage_files.lay_namespace_files(task, runtime, workdir)  # then inputFiles, which may replace them
             storage_files.lay_input_files(task, runtime, workdir)
-            if task.cache is not None:
-                runtime.log("INFO", "cache: accepted, not kept: the working directory starts empty each time")
             return {}
+
+        def keep_files() -> dict:
+            user = script_user()
+            if task.cache is not None:
+                try:
+                    storage_files.cache_store(task, runtime, workdir, collect_files(
+                        workdir, task.cache.patterns, runtime, user), restored_at)
+                except TaskFailed as failure:  # as in Kestra, a cache that cannot be kept fails nothing
+                    runtime.log("WARN", f"{failure}; nothing kept", always=True)
+            if not task.outputFiles:
+                return {}
+            return {"outputFiles": output_files_store(runtime, workdir, task.outputFiles, user)}
 
         state, _, error = _outcome(lay_files, runtime)
         if error:
@@ -116,16 +133,16 @@ def _run_block(block: TaskRun, task, runtime: Runtime) -> tuple[str, dict, str]:
         for child in task.tasks:
             if child.disabled:
                 continue
+            if _is_killed(block.execution_id):  # between two tasks: the next one does not start
+                runtime.log("WARN", "killed", always=True)
+                return State.KILLED, {}, "killed"
             child_state = _run_child(block, child, workdir=workdir, block_runtime=runtime)
             if child_state is None:  # the block is no longer this worker's: its end will not be stored
                 return State.KILLED, {}, "the WorkingDirectory was taken from this worker"
             states.append(child_state)
             if child_state in (State.FAILED, State.KILLED):
                 return child_state, {}, f"task '{child.id}' of the WorkingDirectory ended {child_state}"
-        if not task.outputFiles:
-            return block_state(states), {}, ""
-        state, outputs, error = _outcome(lambda: {"outputFiles": output_files_store(
-            runtime, workdir, task.outputFiles, script_user())}, runtime)
+        state, outputs, error = _outcome(keep_files, runtime)
         return (block_state(states) if state == State.SUCCESS else state), outputs, error
 
 

@@ -485,7 +485,7 @@ def run_local_files(task, runtime: Runtime) -> dict:
 
 def output_files_store(runtime: Runtime, workdir: Path, patterns: list[str], user: ScriptUser) -> dict:
     """The files of `workdir` that `patterns` match, stored under the task run: name → kestra:/// URI."""
-    return storage_files.store_output_files(runtime, _collect_output_files(workdir, patterns, runtime, user))
+    return storage_files.store_output_files(runtime, collect_files(workdir, patterns, runtime, user))
 
 
 def _follow(process: subprocess.Popen, runtime: Runtime) -> tuple[dict, bool]:
@@ -626,7 +626,7 @@ class _Glob:
         return True
 
 
-def _collect_output_files(workdir: Path, patterns: list[str], runtime: Runtime, user: ScriptUser) -> dict:
+def collect_files(workdir: Path, patterns: list[str], runtime: Runtime, user: ScriptUser) -> dict:
     """Regular files of the working directory that match a pattern, read without following any
     symbolic link (every directory is opened relative to its parent, O_NOFOLLOW), within the caps
     OUTPUT_FILES_MAX_COUNT and OUTPUT_FILES_MAX_BYTES."""

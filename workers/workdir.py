@@ -5,9 +5,14 @@ where its `outputFiles` go after it ran (storage, named by `kestra:///…` URIs 
 Which output files are taken is runners.py's rule (regular files of the working directory, within
 their caps); this module only stores what that selection returns. Everything here uses the
 task run's own tenant, namespace and execution, read from its expression context."""
+import io
+import time
+import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 from flows import storage
+from flows.durations import parse_duration
 from flows.errors import UserError
 
 from . import runners  # runners.py calls in here; its names are read when a task runs
@@ -107,3 +112,50 @@ def store_output_files(runtime: "runners.Runtime", selected: dict) -> dict:
         except UserError as error:
             raise runners.TaskFailed(f"outputFiles: '{relative}': {error.faults[0].message}") from None
     return uris
+
+
+# --- a WorkingDirectory's cache (docs/core-tasks.md) ----------------------------------------------
+
+
+def _cache_path(task, runtime: "runners.Runtime") -> tuple[str, str]:
+    scope = _scope(runtime)
+    return scope["tenant_key"], storage.cache_path(namespace=scope["namespace"], flow_id=scope["flow_id"],
+                                                   task_id=scope["task_id"], value=runtime.context["taskrun"]["value"])
+
+
+def cache_restore(task, runtime: "runners.Runtime", workdir: Path) -> float | None:
+    """The block's kept files laid into its directory, unless there are none or they are older than
+    `cache.ttl`; returns when (time.time()), or None."""
+    tenant_key, path = _cache_path(task, runtime)
+    if not storage.exists(tenant_key=tenant_key, path=path):
+        return None
+    with zipfile.ZipFile(io.BytesIO(storage.read(tenant_key=tenant_key, path=path))) as archive:
+        made = datetime.fromisoformat(archive.comment.decode())
+        ttl = parse_duration(str(runtime.render(task.cache.ttl))) if task.cache.ttl else None
+        if ttl is not None and made + ttl < datetime.now(timezone.utc):
+            runtime.log("INFO", f"cache: the kept files are older than {task.cache.ttl}: not used")
+            return None
+        names = [info.filename for info in archive.infolist() if not info.is_dir()]
+        for name in names:
+            _target(workdir, name, "cache").write_bytes(archive.read(name))
+    runtime.log("INFO", f"cache: {len(names)} file(s) kept from an earlier execution laid in")
+    return time.time()
+
+
+def cache_store(task, runtime: "runners.Runtime", workdir: Path, selected: dict, restored_at: float | None) -> None:
+    """Keep the files `cache.patterns` selected (relative path → content) for the next executions,
+    unless they are the kept ones, unchanged."""
+    changed = restored_at is None or any((workdir / name).stat().st_mtime > restored_at for name in selected)
+    if not selected or not changed:
+        return
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.comment = datetime.now(timezone.utc).isoformat().encode()
+        for name, content in selected.items():
+            archive.writestr(name, content)
+    tenant_key, path = _cache_path(task, runtime)
+    try:
+        storage.put(tenant_key=tenant_key, path=path, content=buffer.getvalue(), where="cache")
+    except UserError as error:
+        raise runners.TaskFailed(f"cache: {error.faults[0].message}") from None
+    runtime.log("INFO", f"cache: {len(selected)} file(s) kept for the next executions")

@@ -4,8 +4,10 @@ share, each with a task run of its own. A worker killed mid-block is in
 tests/reliability/test_working_directory_faults.py."""
 import pytest
 
-from flows.models import State
-from tests.support import run_flow, stored_texts, task_runs
+from flows.engine import execution_create, execution_kill
+from flows.models import State, TaskRun
+from flows.services import flow_upload
+from tests.support import run_flow, stored_texts, task_runs, wait_execution, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -161,3 +163,66 @@ tasks:
     type: io.kestra.plugin.core.debug.Return
     format: "{{ outputs.second.uris['out/stay.txt'] }}"
 """
+
+
+def test_killing_the_execution_mid_block_kills_the_running_task_and_starts_no_other(engine):
+    flow = flow_upload(tenant_key="main", source="""
+id: killed-block
+namespace: company.team
+tasks:
+  - id: wdir
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    workerGroup: {key: gpu}
+    tasks:
+      - id: long
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands: ["sleep 60"]
+      - id: never
+        type: io.kestra.plugin.core.log.Log
+        message: never
+  - id: after
+    type: io.kestra.plugin.core.log.Log
+    message: never
+""")
+    execution = execution_create(tenant_key="main", namespace=flow.namespace, flow_id=flow.flow_id)
+    wait_for(lambda: TaskRun.objects.filter(execution=execution, task_id="long", state=State.RUNNING).exists(),
+             message="the block's first task to run")
+
+    execution_kill(execution_id=execution.id)
+
+    execution = wait_execution(execution.id, timeout=30)
+    assert execution.state == State.KILLED
+    assert {run.task_id: run.state for run in execution.task_runs.all()} == {"wdir": State.KILLED, "long": State.KILLED}
+
+
+def test_the_cache_keeps_files_for_the_next_execution_until_its_ttl(engine):
+    # Kestra's working-directory-cache.yml: the first execution finds no hello.txt, the second the kept one
+    source = """
+id: working-directory-cache
+namespace: io.kestra.tests
+tasks:
+  - id: workingDir
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    cache:
+      ttl: PT5m
+      patterns:
+        - "*.txt"
+    tasks:
+      - id: exists
+        type: io.kestra.plugin.core.storage.LocalFiles
+        outputs:
+          - hello.txt
+      - id: inputFiles
+        type: io.kestra.plugin.core.storage.LocalFiles
+        inputs:
+          hello.txt: |
+            HELLO WORLD
+"""
+    first = run_flow(source)
+    assert first.state == State.SUCCESS and task_runs(first)["exists"].outputs == {"uris": {}}
+    second = run_flow(source)
+    kept = task_runs(second)["exists"].outputs["uris"]
+    assert second.state == State.SUCCESS and stored_texts(kept) == {"hello.txt": "HELLO WORLD\n"}
+    # past its ttl, the kept archive is not used
+    third = run_flow(source.replace("ttl: PT5m", "ttl: PT0S"))
+    assert third.state == State.SUCCESS and task_runs(third)["exists"].outputs == {"uris": {}}
