@@ -226,3 +226,26 @@ tasks:
     # past its ttl, the kept archive is not used
     third = run_flow(source.replace("ttl: PT5m", "ttl: PT0S"))
     assert third.state == State.SUCCESS and task_runs(third)["exists"].outputs == {"uris": {}}
+
+
+def test_a_block_with_a_retry_runs_again_whole_as_its_next_attempt(engine):
+    execution = run_flow("""
+id: retried-block
+namespace: company.team
+tasks:
+  - id: wdir
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    retry: {type: constant, interval: PT0.1S, maxAttempt: 2}
+    tasks:
+      - id: write
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands: ["test ! -e mark.txt && echo {{ workerTaskrun.attemptsCount }} > mark.txt"]
+      - id: fail_first
+        type: io.kestra.plugin.core.execution.Fail
+        condition: "{{ workerTaskrun.attemptsCount == 0 }}"
+""")
+    block = execution.task_runs.get(task_id="wdir")
+    assert execution.state == State.SUCCESS and (block.state, block.attempt) == (State.SUCCESS, 2)
+    # each attempt made its own task runs, in a directory of its own (mark.txt was not there again)
+    assert [(run.task_id, run.state) for run in block.children.order_by("created")] == [
+        ("write", State.SUCCESS), ("fail_first", State.FAILED), ("write", State.SUCCESS), ("fail_first", State.SUCCESS)]
