@@ -15,8 +15,11 @@ and workers, tests/conftest.py), then compared. A flow that Kestra's test only s
 trigger is started the same way here (its source flow is run and the listener's execution awaited).
 
 The run is tests/conformance/test_kestra_core_flows.py, skipped unless KESTRA_CHECKOUT is set; this
-file holds the expectations and the report, and starts pytest when run as a script.
+file holds the expectations and the report, and starts pytest (whose workers inherit the environment
+of Kestra's own test run, TEST_ENVIRONMENT) when run as a script.
 """
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -41,6 +44,7 @@ class Case:
     files: tuple = ()  # inputs given as uploaded files
     labels: dict = field(default_factory=dict)  # labels given when the execution is created
     resume: dict | None = None  # once PAUSED, resumed with these onResume inputs
+    kv: dict = field(default_factory=dict)  # key-value pairs of the flow's namespace put before it runs
 
 
 INPUTS = {  # Kestra's InputsTest.inputs, less `file` (given as an upload)
@@ -59,6 +63,15 @@ NO_EXECUTION = "none"  # a trigger that must start nothing
 EXPECTED = {
     "allow-failure": Case("FAILED", inputs={"crash": "1"}, taskruns=10),
     "each-parallel-pause": Case(taskruns=7),
+    "each-parallel-subflow-notfound": Case("FAILED"),
+    "for-each-item": Case(inputs={"batch": 4}, files=("file",), taskruns=4),
+    "for-each-item-failed": Case("FAILED", files=("file",), taskruns=3),
+    "for-each-item-no-wait": Case(files=("file",), taskruns=4),
+    "for-each-item-outputs": Case(files=("file",), taskruns=5),
+    "retry-subflow": Case("FAILED"),
+    "task-allow-failure-executable-flow": Case("WARNING", taskruns=2),
+    "task-allow-failure-executable-foreachitem": Case("WARNING", files=("file",), taskruns=4),
+    "task-allow-warning-executable-foreachitem": Case(files=("file",), taskruns=4),
     "flow-concurrency-cancel-pause": Case(second="CANCELLED"),
     "flow-concurrency-queue-pause": Case(second="SUCCESS"),
     "pause": Case(resume={}, taskruns=3),
@@ -72,6 +85,7 @@ EXPECTED = {
     "each-sequential": Case("WARNING", taskruns=11),
     "fail-on-condition": Case("FAILED", inputs={"param": "fail"}, taskruns=2),
     "fail-on-switch": Case("FAILED", inputs={"param": "fail"}, taskruns=1),
+    "kv": Case(kv={"my-key": {"field": "value"}}),  # KvFunctionTest puts it first
     "labels-update-task": Case(inputs={"labelsJson": '{"keyFromJson": "valueFromJson"}', "labelsMapKey": "keyFromMap",
                                        "labelsMapValue": "valueFromMap", "labelsListKey": "keyFromList",
                                        "labelsListValue": "valueFromList"},
@@ -162,6 +176,21 @@ EXPECTED = {
 }
 
 
+# The environment of Kestra's test task (its build.gradle and application-test.yml), in this product's
+# names: SECRET_<NAME> base64-encoded as in Kestra, ENV_<NAME> for what Kestra reads from KESTRA_<NAME>,
+# KESTRA_GLOBALS for `kestra.variables.globals` (docs/configuration.md).
+TEST_ENVIRONMENT = {
+    "SECRET_MY_SECRET": base64.b64encode(b'{"secretKey":"secretValue"}').decode(),
+    "SECRET_NEW_LINE": "cGFzc3dvcmR2ZXJ5dmVyeXZleXJsb25ncGFzc3dvcmR2ZXJ5dmVyeXZleXJsb25ncGFzc3dvcmR2\n"
+                       "ZXJ5dmVyeXZleXJsb25ncGFzc3dvcmR2ZXJ5dmVyeXZleXJsb25ncGFzc3dvcmR2ZXJ5dmVyeXZl\neXJsb25n",
+    "SECRET_WEBHOOK_KEY": base64.b64encode(b"secretKey").decode(),
+    "SECRET_PASSWORD": "cGFzc3dvcmQ=",
+    "ENV_TEST1": "true",
+    "ENV_TEST2": "Pass by env",
+    "KESTRA_GLOBALS": json.dumps({"string": "string", "int": 1, "bool": True, "nested": {"int": 2}}),
+}
+
+
 def valids_dir(checkout: str) -> Path:
     path = Path(checkout)
     return path if (path / "minimal.yaml").exists() else path / VALIDS
@@ -205,7 +234,7 @@ def main() -> int:
     parser.add_argument("checkout", help="a checkout of kestra-io/kestra, or its flows/valids directory")
     parser.add_argument("--database-url", help="DATABASE_URL for the run (default: SQLite)")
     args = parser.parse_args()
-    env = {**os.environ, "KESTRA_CHECKOUT": str(Path(args.checkout).resolve())}
+    env = {**os.environ, **TEST_ENVIRONMENT, "KESTRA_CHECKOUT": str(Path(args.checkout).resolve())}
     if args.database_url:
         env["DATABASE_URL"] = args.database_url
     command = [sys.executable, "-m", "pytest", "-q", "-s",

@@ -13,7 +13,7 @@ from flows.errors import UserError
 from flows.models import TERMINAL_STATES, Execution, State
 from flows.reconciler import taskruns_reconcile
 from flows.schema import Condition
-from flows.services import flow_upload
+from flows.services import flow_upload, kv_put
 
 from .kestra_core_flows import EXPECTED, NO_EXECUTION, Case, plugin_types, report, valids_dir
 
@@ -38,7 +38,8 @@ def _in_scope(directory):
 
 
 def _start(namespace: str, flow_id: str, case: Case) -> Execution:
-    inputs = {**case.inputs, **{name: SimpleUploadedFile(f"{name}.txt", b"1\n2\n3\n") for name in case.files}}
+    lines = "".join(f"value-{index}\n" for index in range(102)).encode()  # ForEachItemCaseTest's 102 lines
+    inputs = {**case.inputs, **{name: SimpleUploadedFile(f"{name}.txt", lines) for name in case.files}}
     return execution_create(tenant_key="main", namespace=namespace, flow_id=flow_id, inputs=inputs,
                             labels=case.labels or None)
 
@@ -99,6 +100,8 @@ def test_kestra_core_flows(engine, capsys):
         case = EXPECTED.get(flow_id, Case())
         if not rows[name]["uploaded"] or case.triggered_by:
             continue
+        for key, value in case.kv.items():
+            kv_put(tenant_key="main", namespace=namespace, key=key, value=value)
         try:
             first = _start(namespace, flow_id, case)
             second = _start(namespace, flow_id, case) if case.second else None
