@@ -381,6 +381,19 @@ def test_a_disabled_flow_refuses_executions():
     assert Execution.objects.count() == 0
 
 
+def test_a_literal_default_worker_group_key_is_the_default_group_as_a_rendered_one():
+    driver = EngineDriver()
+    driver.run(FLOW + f"""
+inputs:
+  - {{id: group, type: STRING, defaults: default}}
+tasks:
+  - {{id: literal, type: {RETURN}, format: x, workerGroup: {{key: default}}}}
+  - {{id: rendered, type: {RETURN}, format: x, workerGroup: {{key: "{{{{ inputs.group }}}}"}}}}
+""")
+    assert driver.queues() == ["default", "default"]
+    assert set(Execution.objects.get().task_runs.values_list("worker_group", flat=True)) == {""}
+
+
 def test_task_defaults_is_the_older_name_of_plugin_defaults():
     driver = EngineDriver()
     driver.run(FLOW + f"""
