@@ -237,22 +237,25 @@ def flow_tree(flow) -> SafeString:
                                      namespace_cache=namespace_cache, own_rule=kind)
         return f"{group or DEFAULT_GROUP_LABEL} ({rule})"
 
-    def node(task) -> drawing.Node:
+    def node(task, *, in_block: bool = False) -> drawing.Node:
         kind = task.type.rsplit(".", 1)[-1]
-        if not task.flowable:
+        if in_block:  # run by the worker its WorkingDirectory went to (docs/core-tasks.md)
+            return drawing.Node(text=task.id, kind=kind, group="the block's worker")
+        if not task.flowable and not task.block:
             return drawing.Node(text=task.id, kind=kind, group=routed(task, "task"))
         children = []
         lists = child_lists(task)
         # Switch: its cases, then defaults, then any flowable's errors last.
         lists.sort(key=lambda item: {"defaults": 1, "errors": 2}.get(item[0], 0))
         for name, tasks in lists:
-            nodes = [node(child) for child in tasks]
+            nodes = [node(child, in_block=task.block and name == "tasks") for child in tasks]
             if name == "tasks":
                 children.extend(nodes)
             else:
                 text = BRANCH_LABELS.get(name) or f"case {name.removeprefix('cases.')}"
                 children.append(drawing.Node(text=text, branch=True, children=nodes))
-        return drawing.Node(text=task.id, kind=kind, children=children)
+        group = routed(task, "task") if task.block else ""  # a WorkingDirectory goes to its group whole
+        return drawing.Node(text=task.id, kind=kind, children=children, group=group)
 
     roots = [node(task) for task in parsed.document.tasks]
     if parsed.document.errors:

@@ -81,7 +81,8 @@ def _prepare(run: TaskRun, *, block: TaskRun | None = None, workdir: Path | None
         context = build_context(execution=execution, document=parsed.document, runs=runs, run=run)
         if block is None:
             return context
-        return {**context, "workingDir": str(workdir), "workerTaskrun": taskrun_variables(block)}  # as Kestra names them
+        # as Kestra names them: the block's directory, and the block's own `taskrun`
+        return {**context, "workingDir": str(workdir), "workerTaskrun": taskrun_variables(block)}
 
     runtime = Runtime(
         load_context=lambda: _with_database(load_context, doing=f"reading the context of task run {run.id}"),

@@ -404,3 +404,25 @@ def test_a_member_filtering_by_group_sees_only_their_tenants_runs(client, execut
     assert str(executions["etl_gpu"].pk) in found and str(executions["zeta_gpu"].pk) not in found
     assert client.get(reverse("admin:flows_taskrun_change", args=[zeta_run.pk])).status_code == 302
     assert client.get(reverse("admin:flows_execution_change", args=[executions["zeta_gpu"].pk])).status_code == 302
+
+
+def test_a_working_directory_is_drawn_with_its_group_and_its_tasks_on_the_blocks_worker(admin_client):
+    worker_group_create(key="gpu")
+    flow = flow_upload(tenant_key="main", source="""id: block
+namespace: company.team
+tasks:
+  - id: wdir
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    workerGroup: {key: gpu}
+    tasks:
+      - id: write
+        type: io.kestra.plugin.core.log.Log
+        message: hi
+    errors:
+      - id: alert
+        type: io.kestra.plugin.core.log.Log
+        message: failed
+""")
+    assert flow_tree(admin_client, flow) == [
+        "wdir WorkingDirectory → gpu (task)", "write Log → the block's worker",
+        "errors", "alert Log → (default) (default)"]

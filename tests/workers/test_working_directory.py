@@ -46,7 +46,8 @@ tasks:
     assert execution.state == State.SUCCESS, [(run.task_id, run.state, run.error) for run in runs.values()]
     assert block.worker_group == "gpu" and block.worker_id.startswith("gpu@")
     # every task of the block ran on the block's worker, one after another, each its own task run
-    assert all((run.state, run.worker_id, run.parent_id) == (State.SUCCESS, block.worker_id, block.id) for run in children)
+    assert all((run.state, run.worker_id, run.parent_id) == (State.SUCCESS, block.worker_id, block.id)
+               for run in children)
     assert all(first.end_date <= second.start_date for first, second in zip(children, children[1:]))
     # the file the first task wrote was read by the second; the block's outputFiles were stored
     assert runs["value"].outputs == {"value": str(runs["write"].id)}
