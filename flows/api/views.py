@@ -430,7 +430,13 @@ def execution_resume(request, tenant: str, execution_id: UUID):
     return HttpResponse(status=204)
 
 
-@executions.post("{tenant}/executions/{uuid:execution_id}/restart", response={200: Execution, (401, 403, 404, 409): Error})
+# Restart and replay take no body, as in Kestra; one sent is ignored.
+NO_BODY = {"requestBody": {"required": False, "description": "None: anything sent is ignored.",
+                           "content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
+@executions.post("{tenant}/executions/{uuid:execution_id}/restart", openapi_extra=NO_BODY,
+                 response={200: Execution, (401, 403, 404, 409): Error})
 def execution_restart(request, tenant: str, execution_id: UUID):
     """Run an ended execution again from its failed task runs, each at its next attempt
     (docs/core-tasks.md); 409 if it has not ended or nothing failed. Developer."""
@@ -438,7 +444,8 @@ def execution_restart(request, tenant: str, execution_id: UUID):
     return _rendered(engine.execution_restart(execution_id=execution.id))
 
 
-@executions.post("{tenant}/executions/{uuid:execution_id}/replay", response={200: Execution, (401, 403, 404, 409): Error})
+@executions.post("{tenant}/executions/{uuid:execution_id}/replay", openapi_extra=NO_BODY,
+                 response={200: Execution, (401, 403, 404, 409): Error})
 def execution_replay(request, tenant: str, execution_id: UUID,
                      taskRunId: UUID | None = Query(None, description="Replay from this task run; none: from the start.")):
     """A new execution of the same revision and inputs, from the start or from a task run: what ended
