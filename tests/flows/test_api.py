@@ -266,9 +266,6 @@ def _operations():
             yield "/api/v1/" + re.sub(r"{\w+:", "{", prefix + path), methods
 
 
-BODILESS_ACTIONS = ("/restart", "/replay")  # Kestra's: the execution is the path, replay's task run a query
-
-
 def test_openapi_is_served_without_auth_and_documents_every_operation():
     response = Client().get("/api/v1/openapi.json")
 
@@ -293,7 +290,7 @@ def test_openapi_is_served_without_auth_and_documents_every_operation():
             else:  # the webhook, whose key is its credential, and the flow's JSON Schema (docs/api.md)
                 assert path in ("/api/v1/{tenant}/executions/webhook/{namespace}/{id}/{key}",
                                 "/api/v1/plugins/schemas/flow"), path
-            if method in ("post", "put") and not path.endswith(BODILESS_ACTIONS):
+            if method in ("post", "put"):
                 assert operation["requestBody"]["content"], (path, method)
     yaml_upload = document["paths"]["/api/v1/{tenant}/flows"]["post"]["requestBody"]
     assert "application/x-yaml" in yaml_upload["content"]
