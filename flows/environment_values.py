@@ -1,6 +1,6 @@
 """What expressions read from the process environment (docs/expressions.md#secrets-envs-and-globals):
 `secret('NAME')` from `SECRET_NAME` (base64, as Kestra's open-source edition), `envs.name` from
-`ENV_NAME`, and `globals` from the KESTRA_GLOBALS setting. Every process that renders or shows an
+`ENV_NAME` (the prefix is the ENV_VARS_PREFIX setting), and `globals` from the KESTRA_GLOBALS setting. Every process that renders or shows an
 execution (web, executor, workers) gets the same environment (docs/configuration.md).
 """
 import base64
@@ -12,7 +12,6 @@ from django.conf import settings
 
 SECRET_PREFIX = "SECRET_"
 NOT_SECRETS = {"SECRET_KEY"}  # Django's own key is never readable from a flow
-ENV_PREFIX = "ENV_"
 
 
 class SecretNotFound(LookupError):
@@ -51,11 +50,13 @@ def secret_values() -> list[str]:
 
 
 class Envs(Mapping):
-    """`envs.my_var` is `ENV_MY_VAR`: read when used, so the expression sees the process's environment."""
+    """`envs.my_var` is `ENV_MY_VAR` (the ENV_VARS_PREFIX setting): read when used, so the expression
+    sees the process's environment."""
 
     def _all(self) -> dict:
-        return {variable[len(ENV_PREFIX):].lower(): value for variable, value in os.environ.items()
-                if variable.startswith(ENV_PREFIX) and len(variable) > len(ENV_PREFIX)}
+        prefix = settings.ENV_VARS_PREFIX
+        return {variable[len(prefix):].lower(): value for variable, value in os.environ.items()
+                if variable.startswith(prefix) and len(variable) > len(prefix)}
 
     def __getitem__(self, name):
         return self._all()[name]

@@ -130,6 +130,10 @@ STORAGES = {
     "flows": FLOWS_STORAGE,
 }
 
+# `envs.x` in expressions reads the environment variable <prefix>X (Kestra's default since 0.23: ENV_).
+ENV_VARS_PREFIX = env.str("ENV_VARS_PREFIX", default="ENV_")
+if not ENV_VARS_PREFIX:
+    raise environ.ImproperlyConfigured("ENV_VARS_PREFIX cannot be empty: every variable would reach the flows")
 # `globals.x` in expressions (docs/expressions.md#secrets-envs-and-globals): a JSON object.
 KESTRA_GLOBALS = env.json("KESTRA_GLOBALS", default={})
 if not isinstance(KESTRA_GLOBALS, dict):

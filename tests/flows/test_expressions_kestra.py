@@ -238,6 +238,10 @@ def test_secret_envs_and_globals_come_from_the_environment(monkeypatch, settings
     assert render("{{ secret('API_TOKEN') }} {{ secret('api_token') }}", {}) == "s3cr3t-value s3cr3t-value"
     assert render("{{ envs.my_setting }} {{ globals.team }} {{ globals.limits.rows }}", {}) == "on data 10"
     assert render("{{ envs.absent ?? 'none' }} {{ globals.absent ?? 'none' }}", {}) == "none none"
+    monkeypatch.setenv("KESTRA_TEST1", "older prefix")
+    settings.ENV_VARS_PREFIX = "KESTRA_"
+    assert render("{{ envs.test1 }} {{ envs.my_setting ?? 'not with this prefix' }}", {}) == (
+        "older prefix not with this prefix")
     with pytest.raises(ExpressionError, match="no secret named 'MISSING': set the environment variable SECRET_MISSING"):
         render("{{ secret('MISSING') }}", {})
     with pytest.raises(ExpressionError, match="SECRET_BROKEN is not base64-encoded"):
