@@ -318,7 +318,9 @@ def worker_group_health(keys: list[str] | None = None, *, tenants=None, broker: 
         members = [w for w in workers if queue in w.groups]
         row = by_group.get(key, {})
         alive_members = [
-            {"hostname": w.hostname, "pid": w.pid, "groups": w.groups, "concurrency": w.concurrency,
+            # A member sees only this group among a worker's queues: the others may be restricted groups.
+            {"hostname": w.hostname, "pid": w.pid, "groups": w.groups if tenants is None else [queue],
+             "concurrency": w.concurrency,
              "running": w.running, "lastHeartbeat": w.last_heartbeat.isoformat(),
              "drained": worker_drained(w, queue, drains)}
             for w in members

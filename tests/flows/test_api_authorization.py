@@ -305,7 +305,10 @@ def test_a_token_of_a_deactivated_user_is_refused(world):
 def test_worker_groups_show_a_member_only_their_tenants(world):
     from flows.models import Execution, State, TaskRun
 
+    from flows.services import worker_heartbeat
+
     worker_group_create(key="shared", allowed_tenants=["main", "other"])
+    worker_heartbeat(hostname="shared@box", groups=["shared", "secret"], pid=7, concurrency=1, running=0)
     for tenant in ("main", "other"):
         execution = Execution.objects.get(id=world[tenant])
         TaskRun.objects.create(execution=execution, scope_key="say", task_id="say", task_type="log",
@@ -317,10 +320,13 @@ def test_worker_groups_show_a_member_only_their_tenants(world):
     assert sorted(listed) == ["gpu", "shared"]  # not `secret`, which only tenant other may use
     assert listed["shared"]["allowedTenants"] == ["main"]  # other's name is not shown
     assert listed["shared"]["health"]["queued"] == 1  # other's task run is not counted
+    assert listed["shared"]["health"]["brokerQueueLength"] is None  # all tenants' messages
+    assert listed["shared"]["health"]["aliveWorkers"][0]["groups"] == ["shared"]  # not the restricted `secret`
     assert client.get("/api/v1/instance/workergroups/secret").status_code == 404
     assert client.get("/api/v1/instance/workergroups/shared").json() == listed["shared"]
     root = client_with("superuser").get("/api/v1/instance/workergroups/shared").json()
     assert root["allowedTenants"] == ["main", "other"] and root["health"]["queued"] == 2
+    assert root["health"]["aliveWorkers"][0]["groups"] == ["secret", "shared"]
 
 
 def test_a_user_without_any_role_sees_no_worker_group(world):
