@@ -29,7 +29,8 @@ from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
 
-from . import environment_values, jq_process, kestra_functions
+from . import environment_values, jq_process, kestra_functions, storage
+from .errors import UserError
 from .pebble_syntax import GuardMissing, PebbleLexer, PebbleParser
 
 MAX_RENDERED_CHARS = 1_000_000  # the text one expression renders to
@@ -643,6 +644,38 @@ def _current_each_output(context, outputs):
     return found
 
 
+@pass_context
+def _read(context, path):
+    """Kestra's `read(path)`: the text of a file of the flow's namespace, given as a `kestra:///`
+    URI (an output file, a FILE input) or as a namespace file's path. Reading the storage is not
+    the expression's time; the file's size is checked before it is read."""
+    flow = context.get("flow")
+    if not isinstance(flow, Mapping) or not flow.get("tenantId") or not flow.get("namespace"):
+        raise kestra_functions.FunctionError("read() is only known while a flow runs")
+    if not isinstance(path, str) or not path:
+        raise kestra_functions.FunctionError("read() takes a kestra:/// URI or the path of a namespace file")
+    tenant, namespace = flow["tenantId"], flow["namespace"]
+    started = time.monotonic()
+    try:
+        if storage.is_uri(path):
+            stored = storage.path_of_uri(path, namespace=namespace, where="read()")
+        else:
+            stored = f"{storage.namespace_files_prefix(namespace)}/{storage.clean_path(path, where='read()')}"
+        if storage.exists(tenant_key=tenant, path=stored) and storage.size(tenant_key=tenant, path=stored) > MAX_BUILD:
+            raise kestra_functions.FunctionError(f"read('{_short(path, 80)}'): the file is larger than {MAX_BUILD} bytes")
+        content = storage.read(tenant_key=tenant, path=stored, where="read()")
+    except UserError as error:
+        raise kestra_functions.FunctionError(f"read('{_short(path, 80)}'): {error}") from None
+    finally:
+        budget = _budget.get()
+        if budget is not None:
+            budget.deadline += time.monotonic() - started
+    try:
+        return content.decode()
+    except UnicodeDecodeError:
+        raise kestra_functions.FunctionError(f"read('{_short(path, 80)}'): the file is not UTF-8 text") from None
+
+
 def _secret(key):
     try:
         return environment_values.secret(key)
@@ -689,7 +722,7 @@ ENVIRONMENT.filters.update(format=_format_filter, jq=_jq, replace=_replace_filte
 ENVIRONMENT.tests.update(kestra_functions.TESTS)
 ENVIRONMENT.globals.update({name: _bounded_function(name, function) for name, function in {
     **kestra_functions.FUNCTIONS, "lipsum": _lipsum, "render": _render_function, "renderOnce": _render_once,
-    "currentEachOutput": _current_each_output, "secret": _secret, "kv": _kv}.items()})
+    "currentEachOutput": _current_each_output, "secret": _secret, "kv": _kv, "read": _read}.items()})
 ENVIRONMENT.globals.update(envs=environment_values.Envs(), globals=environment_values.Globals())
 
 

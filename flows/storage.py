@@ -156,6 +156,10 @@ def read(*, tenant_key: str, path: str, where: str = "file") -> bytes:
         return handle.read()
 
 
+def size(*, tenant_key: str, path: str) -> int:
+    return storage().size(_name(tenant_key, path))
+
+
 def open_file(*, tenant_key: str, path: str):
     return storage().open(_name(tenant_key, path), "rb")
 

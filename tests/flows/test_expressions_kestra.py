@@ -305,3 +305,30 @@ def test_the_lenient_forms_never_open_the_sandbox(template, expected):
 def test_escapes_through_the_lenient_forms_are_refused(template):
     with pytest.raises(ExpressionError):
         r(template)
+
+
+def test_read_gives_the_text_of_a_namespace_file_or_an_uri_of_the_flows_namespace():
+    from flows import storage
+
+    flow = {"tenantId": "main", "namespace": "company.read", "id": "f", "revision": 1}
+    uri = storage.put(tenant_key="main", path="company/read/f/executions/e/out.txt", content=b"from a task")
+    storage.put(tenant_key="main", path=f"{storage.namespace_files_prefix('company.read')}/scripts/a.sql",
+                content=b"select 1")
+    foreign = storage.put(tenant_key="main", path="other/team/x.txt", content=b"not yours")
+    try:
+        assert render("{{ read(uri) }} | {{ read('scripts/a.sql') }}", {"flow": flow, "uri": uri}) == (
+            "from a task | select 1")
+        with pytest.raises(ExpressionError, match="outside namespace 'company.read'"):
+            render("{{ read(uri) }}", {"flow": flow, "uri": foreign})
+        with pytest.raises(ExpressionError, match="no file at"):
+            render("{{ read('scripts/none.sql') }}", {"flow": flow})
+        with pytest.raises(ExpressionError, match="path"):
+            render("{{ read('../../other/team/x.txt') }}", {"flow": flow})
+        with pytest.raises(ExpressionError, match="only known while a flow runs"):
+            render("{{ read('scripts/a.sql') }}", {})
+        big = storage.put(tenant_key="main", path="company/read/big.txt", content=b"x" * 1_000_001)
+        with pytest.raises(ExpressionError, match="the file is larger than 1000000 bytes"):
+            render("{{ read(uri) }}", {"flow": flow, "uri": big})
+    finally:
+        storage.delete_tree(tenant_key="main", path="company/read")
+        storage.delete_tree(tenant_key="main", path="other/team")
