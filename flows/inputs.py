@@ -19,6 +19,7 @@ from . import masking, storage
 from .durations import parse_duration
 from .errors import Fault, UserError
 from .expressions import ExpressionError, is_template, is_truthy, render_deep
+from .storable import contains_nul
 
 # Kestra reads these strings as false as well as pydantic's own (false, 0, no, off, f, n).
 _ALSO_FALSE = {"-0", ""}
@@ -435,8 +436,13 @@ def inputs_resolve(declared: list, given: dict, *, files: InputFiles | None = No
         except (ValueError, ExpressionError) as error:
             faults.append(Fault(f"input '{spec.id}'{origin} must be {spec.type}: {error}", path=where))
             return False
+        clear = masking.decrypt(typed) if spec.type == "SECRET" else typed
+        if contains_nul(clear):
+            faults.append(Fault(f"input '{spec.id}' holds a NUL character (\\u0000), which cannot be stored",
+                                path=where))
+            return False
         stored[spec.id] = typed
-        plain[spec.id] = masking.decrypt(typed) if spec.type == "SECRET" else typed
+        plain[spec.id] = clear
         enabled[spec.id] = True
         return True
 

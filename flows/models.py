@@ -6,6 +6,8 @@ import uuid
 from django.core.validators import RegexValidator
 from django.db import models
 
+from .storable import nul_replaced
+
 FALLBACK_CHOICES = [("WAIT", "WAIT"), ("FAIL", "FAIL"), ("CANCEL", "CANCEL")]
 # Keys of tenants, worker groups, flows, tasks and inputs: Kestra's identifier pattern, matched as a
 # whole string (`\A…\Z`; `$` would let a trailing newline through: "main\n"). Compiled, so that
@@ -14,6 +16,28 @@ KEY_PATTERN = re.compile(r"\A[a-zA-Z0-9][a-zA-Z0-9_-]*\Z")
 # Queues the product consumes itself; `default` is the queue of the default worker group.
 DEFAULT_QUEUE = "default"
 RESERVED_GROUP_KEYS = frozenset({DEFAULT_QUEUE, "executor", "scheduler"})
+
+
+class StorableTextField(models.TextField):
+    """Text whose NUL characters are replaced as it is written (flows/storable.py)."""
+
+    def get_prep_value(self, value):
+        return nul_replaced(super().get_prep_value(value))
+
+    def deconstruct(self):  # stored as a plain TextField: nothing changes in the database
+        name, _, args, kwargs = super().deconstruct()
+        return name, "django.db.models.TextField", args, kwargs
+
+
+class StorableJSONField(models.JSONField):
+    """JSON whose NUL characters (in text and keys) are replaced as it is written (flows/storable.py)."""
+
+    def get_prep_value(self, value):
+        return nul_replaced(super().get_prep_value(value))
+
+    def deconstruct(self):
+        name, _, args, kwargs = super().deconstruct()
+        return name, "django.db.models.JSONField", args, kwargs
 
 
 def queue_for_group(key: str) -> str:
@@ -117,13 +141,13 @@ class Execution(models.Model):
     flow_revision = models.ForeignKey(FlowRevision, on_delete=models.PROTECT, related_name="executions")
     namespace = models.CharField(max_length=255)
     flow_id = models.CharField(max_length=255)
-    inputs = models.JSONField(default=dict, blank=True)
+    inputs = StorableJSONField(default=dict, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.CREATED)
     state_history = models.JSONField(default=list, blank=True)
-    trigger = models.JSONField(null=True, blank=True)
-    labels = models.JSONField(default=dict, blank=True)
+    trigger = StorableJSONField(null=True, blank=True)
+    labels = StorableJSONField(default=dict, blank=True)
     # The flow's `outputs`, rendered when the execution ended successfully (docs/flow-properties.md).
-    outputs = models.JSONField(null=True, blank=True)
+    outputs = StorableJSONField(null=True, blank=True)
     # A flow retry CREATE_NEW_EXECUTION: the first execution of the chain, and this one's attempt number.
     retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
     attempt = models.PositiveIntegerField(default=1)
@@ -155,7 +179,7 @@ class TaskRun(models.Model):
     scope_key = models.CharField(max_length=64)
     task_id = models.CharField(max_length=255)
     task_type = models.CharField(max_length=255)
-    value = models.TextField(null=True, blank=True)
+    value = StorableTextField(null=True, blank=True)
     worker_group = models.CharField(max_length=100, blank=True, default="")
     fallback = models.CharField(max_length=10, choices=FALLBACK_CHOICES, default="WAIT")
     max_wait_seconds = models.FloatField(null=True, blank=True)
@@ -164,8 +188,8 @@ class TaskRun(models.Model):
     worker_id = models.CharField(max_length=255, blank=True, default="")
     state = models.CharField(max_length=10, choices=State.choices, default=State.CREATED)
     state_history = models.JSONField(default=list, blank=True)
-    outputs = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True, default="")
+    outputs = StorableJSONField(default=dict, blank=True)
+    error = StorableTextField(blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
     published = models.DateTimeField(null=True, blank=True)
     # Set while the task run waits for a slot of its group's concurrency limit (refused by a claim):
@@ -196,7 +220,7 @@ class LogLine(models.Model):
                                       related_name="logs")
     task_id = models.CharField(max_length=255, blank=True, default="")
     level = models.CharField(max_length=10, default="INFO")
-    message = models.TextField()
+    message = StorableTextField()
     timestamp = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -335,8 +359,8 @@ class TriggerState(models.Model):
     last_date = models.DateTimeField(null=True, blank=True)
     evaluated = models.DateTimeField(null=True, blank=True)
     worker_id = models.CharField(max_length=255, blank=True, default="")
-    last_result = models.TextField(blank=True, default="")
-    last_error = models.TextField(blank=True, default="")
+    last_result = StorableTextField(blank=True, default="")
+    last_error = StorableTextField(blank=True, default="")
     last_execution = models.UUIDField(null=True, blank=True)
     disabled = models.BooleanField(default=False)
     # A polling evaluation sent to its group (`evaluation`, when `published`), and the worker that

@@ -20,6 +20,7 @@ from .models import (
 )
 from .routing import worker_group_allows
 from .schema import NAMESPACE_PATTERN
+from .storable import contains_nul
 from .selectors import (
     alive_workers, flow_get, kv_checked, kv_entries, namespace_files_root, tenant_get, worker_group_get,
     worker_group_health,
@@ -479,6 +480,8 @@ def kv_put(*, tenant_key: str, namespace: str, key: str, value, ttl: str | None 
                         path="value") from None
     if size > KV_VALUE_MAX_CHARS:
         raise UserError(f"the value is {size} characters of JSON: at most {KV_VALUE_MAX_CHARS}", path="value")
+    if contains_nul(value):
+        raise UserError("the value holds a NUL character (\\u0000), which cannot be stored", path="value")
     expires = None
     if ttl:
         try:
