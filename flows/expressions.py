@@ -705,6 +705,18 @@ def _kv(context, key, namespace=None, errorOnMissing=False):  # noqa: N803 (Kest
     return value
 
 
+@pass_context
+def _error_logs(context):
+    """Kestra's `errorLogs()`: the ERROR log lines of the running execution (its `errors` tasks say
+    what failed), each with taskId, message, level, timestamp (docs/expressions.md)."""
+    from .selectors import execution_error_logs  # the logs are read when the function is called
+
+    flow, execution = context.get("flow"), context.get("execution")
+    if not isinstance(flow, Mapping) or not isinstance(execution, Mapping) or not execution.get("id"):
+        raise kestra_functions.FunctionError("errorLogs() is only known while an execution runs")
+    return execution_error_logs(tenant_key=flow["tenantId"], execution_id=execution["id"])
+
+
 def _bounded_function(name: str, function):
     """A global function, with its arguments' sizes checked as a filter's."""
     bounded = _bounded_filter(name, function)
@@ -722,7 +734,8 @@ ENVIRONMENT.filters.update(format=_format_filter, jq=_jq, replace=_replace_filte
 ENVIRONMENT.tests.update(kestra_functions.TESTS)
 ENVIRONMENT.globals.update({name: _bounded_function(name, function) for name, function in {
     **kestra_functions.FUNCTIONS, "lipsum": _lipsum, "render": _render_function, "renderOnce": _render_once,
-    "currentEachOutput": _current_each_output, "secret": _secret, "kv": _kv, "read": _read}.items()})
+    "currentEachOutput": _current_each_output, "secret": _secret, "kv": _kv, "read": _read,
+    "errorLogs": _error_logs}.items()})
 ENVIRONMENT.globals.update(envs=environment_values.Envs(), globals=environment_values.Globals())
 
 

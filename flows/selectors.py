@@ -497,6 +497,19 @@ def kv_entries(tenant: Tenant, namespace: str):
             .filter(Q(expires__isnull=True) | Q(expires__gt=now)).order_by("key"))
 
 
+MAX_ERROR_LOGS = 100  # errorLogs() in an expression: the first ones, enough to say what failed
+
+
+def execution_error_logs(*, tenant_key: str, execution_id: str) -> list[dict]:
+    """The ERROR log lines of an execution, oldest first, as Kestra's `errorLogs()` gives them."""
+    lines = (LogLine.objects.filter(execution_id=execution_id, execution__tenant__key=tenant_key, level="ERROR")
+             .select_related("execution").order_by("id")[:MAX_ERROR_LOGS])
+    return [{"taskId": line.task_id or None, "taskRunId": str(line.task_run_id) if line.task_run_id else None,
+             "executionId": str(line.execution_id), "namespace": line.execution.namespace,
+             "flowId": line.execution.flow_id, "level": line.level, "message": line.message,
+             "timestamp": line.timestamp.isoformat()} for line in lines]
+
+
 def kv_value(*, tenant_key: str, namespace: str, key: str):
     """The value stored under `key`, or MISSING (never stored, deleted, or past its TTL)."""
     kv_checked(namespace, key)

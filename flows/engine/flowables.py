@@ -82,6 +82,9 @@ def loop_values(values, context: dict, task_type: str) -> dict:
             raise ExpressionError(f"{task_type} values must be a list or a JSON array, got '{values[:200]}'") from None
     if not isinstance(values, list):
         raise ExpressionError(f"{task_type} values must be a list, got {type(values).__name__}")
+    if None in values:  # Kestra refuses a null item rather than iterating over "null"
+        nulls = sum(item is None for item in values)
+        raise ExpressionError(f"{task_type} values hold {nulls} null item(s): {json.dumps(values)[:200]}")
     return {"values": [item if isinstance(item, str) else json.dumps(item) for item in values]}
 
 

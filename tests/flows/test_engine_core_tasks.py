@@ -6,6 +6,7 @@ from django.utils import timezone
 from flows import dispatch
 from flows.engine import execution_advance, execution_kill, execution_replay, execution_restart, execution_resume
 from flows.errors import Conflict, UserError
+from flows.expressions import render
 from flows.models import Execution, State, TaskRun
 from flows.reconciler import taskruns_reconcile
 from flows.services import flow_upload, tenant_create, worker_group_create, worker_heartbeat
@@ -682,3 +683,34 @@ def test_a_subflows_own_outputs_render_in_the_childs_context():
     parent = driver.run(parent_flow('outputs: {extracted: "{{ outputs.work.value }} ({{ flow.id }})"}'))
     call = parent.task_runs.get(task_id="call")
     assert parent.state == State.SUCCESS and call.outputs["outputs"] == {"extracted": "from child (child)"}
+
+
+@pytest.mark.parametrize("loop", ["ForEach\n    values", "EachSequential\n    value"])
+def test_a_loop_whose_values_hold_a_null_fails_without_running_an_iteration(loop):
+    driver = EngineDriver()
+    execution = driver.run(FLOW + f"""
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.{loop}: '[1, null, {{"key": "k"}}]'
+    tasks:
+      - {{id: item, type: {RETURN}, format: "{{{{ taskrun.value }}}}"}}
+  - {{id: after, type: {RETURN}, format: x}}
+""")
+    assert execution.state == State.FAILED
+    assert states_by_task(execution) == {"each": "FAILED"}  # as Kestra's each-null: one task run
+    assert "1 null item" in execution.task_runs.get(task_id="each").error
+
+
+def test_error_logs_gives_the_error_lines_of_the_execution_only():
+    driver = EngineDriver(outcomes={"fails": Outcome(state="FAILED", error="disk full"),
+                                    "other": Outcome(state="FAILED", error="elsewhere")})
+    failing = FLOW + f"tasks:\n  - {{id: fails, type: {RETURN}, format: x}}\n"
+    execution = driver.run(failing)
+    driver.run(failing.replace("fails", "other"))  # another execution's error is not this one's
+    assert execution.state == State.FAILED
+
+    # as a worker renders an `errors` task: once the failed task run's lines are stored
+    context = {"flow": {"tenantId": "main"}, "execution": {"id": str(execution.id)}}
+    lines = render("{% for log in errorLogs() %}{{ log.taskId }}: {{ log.message }};{% endfor %}", context)
+    assert lines == "fails: disk full;"
+    assert render("{{ errorLogs() | length }}", {**context, "flow": {"tenantId": "other"}}) == "0"
