@@ -688,9 +688,9 @@ class WebhookTrigger(TriggerBase):
 
     @field_validator("key")
     @classmethod
-    def _literal_key(cls, value: str) -> str:
-        if is_template(value):
-            raise ValueError("the webhook key must be written as it is, not as an expression")
+    def _key_fits_a_url(cls, value: str) -> str:
+        if is_template(value):  # rendered at each call (a secret, a flow variable): checked then
+            return value
         if value != value.strip() or "/" in value:
             raise ValueError("the webhook key may not contain '/' nor start or end with a blank")
         return value

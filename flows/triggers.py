@@ -23,7 +23,7 @@ from . import engine
 from .context import outputs_context, trigger_context
 from .definition import parse_flow_cached
 from .errors import NotFound, UserError
-from .expressions import ExpressionError, render_deep
+from .expressions import ExpressionError, render, render_deep
 from .models import Execution, Flow, LogLine, TriggerState
 from .scheduling import (
     EVENT_TYPES, FLOW, SCHEDULE, WEBHOOK, first_due, resumed_due, schedule_due, schedule_variables,
@@ -401,6 +401,18 @@ def webhook_body(raw: bytes):
     return value if isinstance(value, (dict, list)) else text
 
 
+def _webhook_key(state: TriggerState) -> str:
+    """The trigger's key, rendered when written as an expression (Kestra renders it against the flow:
+    `{{ flow.id }}`, `{{ secret('NAME') }}`); a key that cannot be rendered matches no call."""
+    key = str(state.definition.get("key", ""))
+    try:
+        rendered = render(key, trigger_context(flow=state.flow, document=parse_flow_cached(state.flow.source).document))
+    except ExpressionError as error:
+        trigger_log(state_id=state.pk, level="ERROR", message=f"the webhook key cannot be rendered: {error}")
+        return ""
+    return "" if rendered is None else str(rendered)
+
+
 def webhook_start(*, tenant_key: str, namespace: str, flow_id: str, key: str, body: bytes,
                   headers: dict[str, list[str]], parameters: dict[str, list[str]]) -> tuple[Execution, bool]:
     """A call to a Webhook trigger's URL: the key is the credential, compared in constant time with
@@ -413,7 +425,7 @@ def webhook_start(*, tenant_key: str, namespace: str, flow_id: str, key: str, bo
     )
     found = None
     for state in candidates:
-        if hmac.compare_digest(str(state.definition.get("key", "")).encode(), key.encode()):
+        if hmac.compare_digest(_webhook_key(state).encode(), key.encode()):
             found = state
     if found is None or found.disabled or found.flow.disabled or found.definition.get("disabled"):
         raise NotFound(NO_WEBHOOK)

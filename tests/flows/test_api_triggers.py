@@ -1,5 +1,6 @@
 """Triggers over the REST API through Django's test client: the trigger search (a token needed) and
 webhooks (the key in the URL is the credential: no token, a wrong key is a 404 and starts nothing)."""
+import base64
 import json
 
 import pytest
@@ -7,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from flows.models import Execution, TriggerState
+from flows.models import Execution, LogLine, TriggerState
 from flows.services import flow_upload, tenant_create, token_create
 
 pytestmark = pytest.mark.django_db
@@ -102,6 +103,27 @@ def test_a_disabled_trigger_or_flow_has_no_webhook(hooked):
 
 def test_a_key_of_another_trigger_type_is_no_webhook(hooked):
     assert Client().post("/api/v1/main/executions/webhook/company.team/hooked/0 2 * * *").status_code == 404
+
+
+def test_a_key_written_as_an_expression_is_rendered_against_the_flow_at_each_call(monkeypatch):
+    monkeypatch.setenv("SECRET_WEBHOOK_KEY", base64.b64encode(b"from-a-secret").decode())
+    flow_upload(source=HOOKED.replace(f"key: {KEY}", "key: \"{{ secret('WEBHOOK_KEY') }}\""), tenant_key="main")
+    flow_upload(source=HOOKED.replace("id: hooked", "id: by-id").replace(f"key: {KEY}", "key: '{{ flow.id }}'"),
+                tenant_key="main")
+
+    assert Client().post("/api/v1/main/executions/webhook/company.team/hooked/from-a-secret?who=a").status_code == 200
+    assert Client().post("/api/v1/main/executions/webhook/company.team/by-id/by-id?who=a").status_code == 200
+    assert Client().post("/api/v1/main/executions/webhook/company.team/hooked/{{ secret('WEBHOOK_KEY') }}"
+                         .replace(" ", "%20")).status_code == 404
+    assert Execution.objects.count() == 2
+
+
+def test_a_key_that_cannot_be_rendered_matches_no_call_and_says_why_in_the_trigger_logs():
+    flow_upload(source=HOOKED.replace(f"key: {KEY}", "key: \"{{ secret('MISSING_KEY') }}\""), tenant_key="main")
+    assert Client().post("/api/v1/main/executions/webhook/company.team/hooked/anything").status_code == 404
+    assert not Execution.objects.exists()
+    hook = TriggerState.objects.get(trigger_id="hook")
+    assert "the webhook key cannot be rendered" in LogLine.objects.get(trigger_state=hook).message
 
 
 def test_inputs_the_flow_refuses_answer_422_and_say_why_in_the_trigger_state(hooked):

@@ -75,8 +75,8 @@ def test_every_trigger_type_and_the_older_http_name_are_accepted():
     ("  - id: t\n    type: io.kestra.plugin.core.trigger.Flow\n    conditions:\n"
      "      - {type: io.kestra.plugin.core.condition.Nope}",
      "unknown condition type 'io.kestra.plugin.core.condition.Nope'", 11, 16),
-    ("  - {id: t, type: io.kestra.plugin.core.trigger.Webhook, key: '{{ flow.id }}'}",
-     "'key': the webhook key must be written as it is, not as an expression", 8, 63),
+    ("  - {id: t, type: io.kestra.plugin.core.trigger.Webhook, key: 'a/b'}",
+     "'key': the webhook key may not contain '/' nor start or end with a blank", 8, 63),
     ("  - {id: t, type: io.kestra.plugin.fs.local.Trigger, directory: /in, action: MOVE}",
      "action MOVE needs a moveDirectory", 8, 5),
     ("  - {id: t, type: io.kestra.plugin.fs.local.Trigger, directory: /in, regExp: '(unclosed'}",
