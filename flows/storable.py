@@ -20,6 +20,26 @@ def contains_nul(value: Any) -> bool:
     return False
 
 
+def nul_path(value: Any, path: str = "") -> str | None:
+    """Where the first NUL in `value` is, as a dotted path (`a.b[2]`); None when it holds none."""
+    if isinstance(value, str):
+        return path if NUL in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if contains_nul(key):
+                return inner
+            found = nul_path(item, inner)
+            if found is not None:
+                return found
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = nul_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
 def nul_replaced(value: Any) -> Any:
     """`value` with every NUL in its text (keys included) replaced; `value` itself when it has none."""
     if not contains_nul(value):

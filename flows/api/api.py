@@ -15,6 +15,7 @@ from ninja.security import HttpBearer
 from flows.errors import Conflict, Fault, NotFound, PermissionDenied, UserError
 from flows.permissions import actor_for_token
 from flows.services import token_find
+from flows.storable import nul_path
 from flows.yaml_source import path_to_text
 
 from . import views
@@ -49,7 +50,11 @@ class JsonParser(Parser):
     """Malformed JSON is located at its line and column (ninja would say only "Cannot parse")."""
 
     def parse_body(self, request):
-        return json_value(text_body(request))
+        data = json_value(text_body(request))
+        where = nul_path(data)
+        if where is not None:
+            raise UserError("holds a NUL character (\\u0000), which cannot be stored", path=where)
+        return data
 
 
 class Renderer(JSONRenderer):

@@ -7,7 +7,6 @@ from django.http.multipartparser import MultiPartParser, MultiPartParserError
 
 from flows import storage
 from flows.errors import Fault, UserError
-from flows.storable import contains_nul
 
 from .errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
 
@@ -63,8 +62,6 @@ def labels_dict(labels: list[str]) -> dict:
         key, colon, value = item.partition(":")
         if not colon or not key.strip():
             raise UserError(f"label '{item}' must be written key:value", path="labels")
-        if contains_nul(item):
-            raise UserError("a label holds a NUL character (\\u0000), which cannot be stored", path="labels")
         result[key.strip()] = value
     return result
 

@@ -42,12 +42,36 @@ def test_an_input_holding_a_nul_is_refused_at_its_path_and_creates_nothing(devel
     assert Execution.objects.count() == 0
 
 
-def test_a_label_holding_a_nul_is_refused(developer):
-    created = developer.post("/api/v1/main/executions/company.team/echo?labels=team:a%00b")
-    searched = developer.get("/api/v1/main/executions/search?labels=team:a%00b")
+@pytest.mark.parametrize("url", [
+    "/api/v1/main/executions/search?labels=team:a%00b",
+    "/api/v1/main/triggers/search?namespace=company%00",
+    "/api/v1/main/flows/company.team/ec%00ho",
+])
+def test_a_path_or_query_parameter_holding_a_nul_is_a_400(developer, url):
+    answer = developer.get(url)
 
-    assert created.status_code == searched.status_code == 422
+    assert answer.status_code == 400 and "NUL character" in answer.json()["message"]
+
+
+def test_a_label_holding_a_nul_creates_nothing(developer):
+    answer = developer.post("/api/v1/main/executions/company.team/echo?labels=team:a%00b")
+
+    assert answer.status_code == 400
     assert Execution.objects.count() == 0
+
+
+def test_a_json_body_holding_a_nul_is_refused_at_its_path():
+    admin = api_client("root", superuser=True)
+    answer = admin.put("/api/v1/main/namespaces/company.team", {"workerGroup": {"key": "g\x00pu"}},
+                       content_type="application/json")
+
+    assert answer.status_code == 422, answer.content
+    assert answer.json()["errors"][0]["path"] == "workerGroup.key"
+
+
+def test_an_admin_form_or_filter_holding_a_nul_is_a_400(admin_client):
+    assert admin_client.get("/admin/flows/execution/?namespace=a%00").status_code == 400
+    assert admin_client.post("/admin/flows/workergroup/add/", {"key": "g\x00pu"}).status_code == 400
 
 
 def test_a_kv_value_holding_a_nul_is_refused_and_stores_nothing(developer):
