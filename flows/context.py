@@ -47,13 +47,29 @@ def build_context(*, execution: Execution, document: FlowDocument, runs: list[Ta
     return with_taskrun(context, run, runs_by_id) if run is not None else context
 
 
+CORRELATION_ID = "system.correlationId"  # the id of the execution that started a chain of subflows
+
+
+def correlation_id(execution: Execution) -> str:
+    """The root of the subflow chain `execution` belongs to: its own id unless a parent passed one."""
+    return str(execution.labels.get(CORRELATION_ID) or execution.id)
+
+
+def labels_context(execution: Execution) -> dict:
+    """`labels` in expressions: the execution's labels, and Kestra's system labels (`system.*`) also
+    as a map, so `{{ labels.system.correlationId }}` reads as in Kestra (docs/expressions.md)."""
+    system = {key.removeprefix("system."): value for key, value in execution.labels.items() if key.startswith("system.")}
+    system.setdefault("correlationId", correlation_id(execution))
+    return {**execution.labels, "system": system}
+
+
 def execution_context(*, execution: Execution, document: FlowDocument, runs: list[TaskRun], runs_by_id: dict) -> dict:
     started = execution.start_date or execution.created
     return {
         "inputs": inputs_for_context(execution.inputs, document.inputs),
         "vars": document.variables,
         "variables": document.variables,
-        "labels": execution.labels,
+        "labels": labels_context(execution),
         "flow": {
             "id": document.id,
             "namespace": document.namespace,

@@ -6,7 +6,7 @@ import uuid
 from django.utils import timezone
 
 from .. import storage
-from ..context import build_context
+from ..context import CORRELATION_ID, build_context, correlation_id
 from ..definition import parse_flow_cached
 from ..errors import Conflict, UserError
 from ..expressions import ExpressionError, render, render_deep
@@ -36,6 +36,7 @@ def subflow_child(*, parent: Execution, run, task, context: dict, batch: int = 0
     pairs = task.labels.items() if isinstance(task.labels, dict) else ((label.key, label.value) for label in task.labels)
     labels = {**document.label_map, **(parent.labels if task.inheritLabels else {})}
     labels.update({str(render(key, context)): str(render_deep(value, context)) for key, value in pairs})
+    labels[CORRELATION_ID] = correlation_id(parent)  # as Kestra: every execution of the chain knows its root
     now = timezone.now()
     return Execution(
         id=uuid.uuid5(run.id, str(batch)), tenant=parent.tenant, flow_revision=revision, namespace=namespace, flow_id=flow_id,

@@ -555,7 +555,7 @@ def test_a_subflow_child_runs_on_its_own_flows_group_and_the_parent_takes_its_ou
     assert parent.state == State.SUCCESS and child.state == State.SUCCESS
     assert call.outputs == {"executionId": str(child.id), "state": "SUCCESS", "outputs": {"greeting": "hello unit"}}
     assert call.worker_id == "" and call.end_date >= child.end_date  # on no worker, until the child ended
-    assert child.labels == {"team": "data", "called_by": str(parent.id)}
+    assert child.labels == {"team": "data", "called_by": str(parent.id), "system.correlationId": str(parent.id)}
     assert child.trigger["variables"]["executionId"] == str(parent.id)
     assert driver.queues() == ["default", "gpu", "default"]  # before, the child's work, after
 
@@ -714,3 +714,22 @@ def test_error_logs_gives_the_error_lines_of_the_execution_only():
     lines = render("{% for log in errorLogs() %}{{ log.taskId }}: {{ log.message }};{% endfor %}", context)
     assert lines == "fails: disk full;"
     assert render("{{ errorLogs() | length }}", {**context, "flow": {"tenantId": "other"}}) == "0"
+
+
+def test_every_execution_of_a_subflow_chain_knows_the_id_of_its_root_as_labels_system_correlation_id():
+    def calling(flow_id, callee):
+        return f"id: {flow_id}\nnamespace: company.team\ntasks:\n" + (
+            f"  - {{id: call, type: io.kestra.plugin.core.flow.Subflow, namespace: company.team, flowId: {callee}}}\n"
+            if callee else "") + (
+            "  - {id: tag, type: io.kestra.plugin.core.execution.Labels, labels: {root: '{{ labels.system.correlationId }}'}}\n")
+    driver = EngineDriver()
+    flow_upload(source=calling("leaf", None), tenant_key="main")
+    flow_upload(source=calling("middle", "leaf"), tenant_key="main")
+    root = driver.run(calling("root", "middle"))
+    middle = _child_of(root)
+    leaf = _child_of(middle)
+
+    assert root.state == middle.state == leaf.state == State.SUCCESS
+    assert root.labels == {"root": str(root.id)}  # a root is its own correlation id
+    for execution in (middle, leaf):
+        assert execution.labels == {"system.correlationId": str(root.id), "root": str(root.id)}
