@@ -164,6 +164,8 @@ EXPECTED = {
     "task-allow-warning-flowable": Case(taskruns=3),
     "task-allow-warning-runnable": Case(taskruns=2, attempts=("fail", 3)),
     "task-runif": Case("FAILED", taskruns=4),
+    "task-flow": Case(inputs={"string": "OK"}, labels={"mainFlowExecutionLabel": "execFoo"}, taskruns=1),  # waitSuccess
+    "task-flow-inherited-labels": Case(inputs={"string": "OK"}, taskruns=1),  # FlowCaseTest.noLabels
     "trigger-flow-listener": Case(triggered_by="trigger-flow"),
     # Kestra's Flow trigger starts nothing when its inputs cannot be rendered (trigger/Flow.java)
     "trigger-flow-listener-invalid": Case(NO_EXECUTION, triggered_by="trigger-flow"),
