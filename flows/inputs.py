@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from . import masking, storage
 from .durations import parse_duration
 from .errors import Fault, UserError
-from .expressions import ExpressionError, is_template, is_truthy, render_deep
+from .expressions import ExpressionError, is_truthy, render_deep
 from .storable import contains_nul
 
 # Kestra reads these strings as false as well as pydantic's own (false, 0, no, off, f, n).

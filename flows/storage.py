@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import storages
 
-from .errors import Fault, UserError
+from .errors import UserError
 
 STORAGE_ALIAS = "flows"
 SCHEME = "kestra://"

@@ -26,7 +26,7 @@ from .errors import NotFound, UserError
 from .expressions import ExpressionError, render, render_deep
 from .models import Execution, Flow, LogLine, TriggerState
 from .scheduling import (
-    EVENT_TYPES, FLOW, SCHEDULE, WEBHOOK, first_due, resumed_due, schedule_due, schedule_variables,
+    EVENT_TYPES, FLOW, WEBHOOK, first_due, resumed_due, schedule_due, schedule_variables,
 )
 from .schema import FlowDocument, Trigger
 
@@ -386,8 +386,6 @@ NO_WEBHOOK = "no webhook at this address"  # the same answer for every miss: it 
 def webhook_body(raw: bytes):
     """`trigger.body` as Kestra gives it: a JSON object or array parsed, other text as it is, bytes
     that are not UTF-8 in base64."""
-    import base64
-
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

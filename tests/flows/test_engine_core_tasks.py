@@ -244,14 +244,14 @@ tasks:
 
 def test_older_task_names_run_as_the_current_types():
     driver = EngineDriver()
-    execution = driver.run(FLOW + f"""
+    execution = driver.run(FLOW + """
 tasks:
   - id: seq
     type: io.kestra.core.tasks.flows.Sequential
     tasks:
-      - {{id: ret, type: io.kestra.core.tasks.debugs.Return, format: r}}
-      - {{id: log, type: io.kestra.core.tasks.log.Log, message: m}}
-      - {{id: echo, type: io.kestra.core.tasks.debugs.Echo, format: e}}
+      - {id: ret, type: io.kestra.core.tasks.debugs.Return, format: r}
+      - {id: log, type: io.kestra.core.tasks.log.Log, message: m}
+      - {id: echo, type: io.kestra.core.tasks.debugs.Echo, format: e}
 """)
     assert execution.state == State.SUCCESS
     types = dict(execution.task_runs.values_list("task_id", "task_type"))
