@@ -1,6 +1,5 @@
 """Routing reads remembered for ROUTING_CACHE_SECONDS (flows/recent.py): only on the side the
 rules allow for, and never past a worker's liveness."""
-import time
 from datetime import timedelta
 
 import pytest
@@ -9,6 +8,7 @@ from django.utils import timezone
 from flows.models import Tenant, Worker, WorkerGroup
 from flows.recent import namespace_defaults_recent, queue_alive_recent, worker_group_problem_recent
 from flows.services import namespace_set, tenant_create, worker_group_create, worker_heartbeat
+from tests.support import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -27,14 +27,6 @@ def _beat(hostname: str, *, age_seconds: float = 0.0, groups=("gpu",)) -> None:
         first_seen=timezone.now() - timedelta(hours=1), last_heartbeat=timezone.now() - timedelta(seconds=age_seconds))
 
 
-def _until(predicate, *, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
 
 def test_an_alive_group_is_remembered_and_a_group_without_workers_is_read_again(remembering):
     assert queue_alive_recent("gpu") is False
@@ -51,7 +43,8 @@ def test_a_remembered_worker_stops_counting_when_its_heartbeat_is_too_old(rememb
     _beat("gpu@old", age_seconds=3 * 5 - 0.5)  # alive for another half second by the rule
     assert queue_alive_recent("gpu") is True
 
-    assert _until(lambda: queue_alive_recent("gpu") is False)  # long before ROUTING_CACHE_SECONDS
+    # long before ROUTING_CACHE_SECONDS
+    wait_for(lambda: queue_alive_recent("gpu") is False, timeout=10, message="the drained group read again")
 
 
 def test_a_group_that_allows_the_tenant_is_remembered_and_a_refusal_is_read_again(remembering):
@@ -79,7 +72,8 @@ def test_namespace_defaults_are_remembered_for_a_while_then_read_again(rememberi
     namespace_set(tenant_key="main", name="company.team", worker_group_key="cpu")
 
     assert namespace_defaults_recent(tenant, "company.team") == ("gpu", "FAIL")  # remembered
-    assert _until(lambda: namespace_defaults_recent(tenant, "company.team") == ("cpu", "FAIL"))
+    wait_for(lambda: namespace_defaults_recent(tenant, "company.team") == ("cpu", "FAIL"), timeout=10,
+             message="the changed defaults read again")
 
 
 def test_a_drained_group_has_no_alive_worker_and_is_read_again(remembering):
